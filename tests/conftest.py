@@ -1,0 +1,56 @@
+"""Shared test helpers: every estimator the package exports, in a fast setting."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+
+import sklearn_mc
+from sklearn_mc._base import BaseMatrixImputer
+
+torch.set_num_threads(1)
+
+#: Settings that keep each estimator's fit small in tests (tiny matrices, few
+#: epochs). Keyed by class name; applied on top of the defaults.
+FAST_PARAMS: dict[str, dict] = {
+    "SVDImputer": {},
+    "KNNImputer": {},
+    "SGDMFImputer": {"max_iter": 20},
+    "DeepMFImputer": {"max_iter": 50},
+    "AIRNetImputer": {"max_iter": 50},
+    "MLPImputer": {"max_iter": 5},
+    "DMFImputer": {"max_iter": 5},
+}
+
+
+def all_imputer_classes():
+    """Every BaseMatrixImputer subclass exported by sklearn_mc."""
+    classes = []
+    for name in sklearn_mc.__all__:
+        obj = getattr(sklearn_mc, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseMatrixImputer):
+            classes.append(obj)
+    return classes
+
+
+def make_fast(cls, **overrides):
+    """An instance of ``cls`` in its fast test setting, on the CPU, seeded."""
+    params = {"device": "cpu", "random_state": 0}
+    params.update(FAST_PARAMS.get(cls.__name__, {}))
+    params.update(overrides)
+    valid = cls().get_params()
+    return cls(**{k: v for k, v in params.items() if k in valid})
+
+
+@pytest.fixture
+def low_rank_with_holes():
+    """A 40 x 12 rank-3 matrix and a copy with 25 % of its entries missing."""
+    from sklearn_mc.datasets import make_low_rank, make_mask
+
+    X = make_low_rank(40, 12, 3, random_state=0)
+    X_missing = X.copy()
+    X_missing[make_mask(X.shape, "random", missing_rate=0.25, random_state=1)] = np.nan
+    return X, X_missing
