@@ -299,4 +299,4 @@ def _fit_scaling(X: np.ndarray, mask: np.ndarray, kind: str):
 #: reusable constraint for the ``device`` parameter of subclasses.
 DEVICE_CONSTRAINT = [str, torch.device]
 #: reusable constraint for optimiser names.
-OPTIMIZER_CONSTRAINT = [StrOptions({"adam", "sgd", "rmsprop"})]
+OPTIMIZER_CONSTRAINT = [StrOptions({"adam", "sgd", "rmsprop", "grouprmsprop"})]

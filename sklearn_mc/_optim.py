@@ -18,6 +18,10 @@ from tqdm.auto import tqdm
 #: how many times a diverging fit (non-finite loss) is rewound and retried
 #: with half the learning rate before it gives up with an error.
 MAX_DIVERGENCE_RETRIES = 6
+#: a finite epoch loss this many times above the lowest one so far (and above
+#: the first epoch's) also counts as divergence: steps so large that the loss
+#: explodes without overflowing (Adam with a huge learning rate).
+DIVERGENCE_FACTOR = 1e4
 
 
 class DivergenceError(RuntimeError):
@@ -36,10 +40,55 @@ class TrainResult:
     stop_reason: str = "max_iter"
 
 
+class GroupRMSprop(torch.optim.Optimizer):
+    """Gradient descent with one adaptive step size for all parameters.
+
+    The step is ``lr / (sqrt(v) + eps)`` times the gradient, with ``v`` a
+    bias-corrected running average of the squared norm of the whole gradient
+    (all parameters together). Unlike Adam or RMSprop, the update keeps the
+    direction of the plain gradient, and so its implicit bias; only its
+    length adapts. This is the optimiser of Arora et al. (2019)'s deep
+    matrix factorisation experiments.
+    """
+
+    def __init__(self, params, lr=1e-3, alpha=0.99, eps=1e-4, weight_decay=0.0):
+        super().__init__(
+            params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay}
+        )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [
+                p.grad + group["weight_decay"] * p if group["weight_decay"] else p.grad
+                for p in params
+            ]
+            state = self.state[params[0]]
+            state["step"] = state.get("step", 0) + 1
+            sq = sum((g * g).sum() for g in grads)
+            alpha = group["alpha"]
+            state["square_avg"] = (
+                alpha * state.get("square_avg", 0.0) + (1 - alpha) * sq
+            )
+            avg = (state["square_avg"] / (1 - alpha ** state["step"])).sqrt()
+            scale = group["lr"] / (avg + group["eps"])
+            for p, g in zip(params, grads, strict=True):
+                p.sub_(scale * g)
+        return loss
+
+
 def make_optimizer(
     name: str, params: list[torch.Tensor], learning_rate: float, weight_decay=0.0
 ) -> torch.optim.Optimizer:
-    """Build the optimiser called ``name`` ("adam", "sgd" or "rmsprop")."""
+    """Build the optimiser called ``name``.
+
+    One of "adam", "sgd" (momentum 0.9), "rmsprop" or "grouprmsprop"
+    (:class:`GroupRMSprop`: plain gradient direction, one adaptive step).
+    """
     if name == "adam":
         return torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay)
     if name == "sgd":
@@ -48,7 +97,11 @@ def make_optimizer(
         )
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=learning_rate, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; use 'adam', 'sgd' or 'rmsprop'.")
+    if name == "grouprmsprop":
+        return GroupRMSprop(params, lr=learning_rate, weight_decay=weight_decay)
+    raise ValueError(
+        f"unknown optimizer {name!r}; use 'adam', 'sgd', 'rmsprop' or 'grouprmsprop'."
+    )
 
 
 def progress(total: int, verbose: int, desc: str) -> tqdm:
@@ -73,6 +126,7 @@ def train(
     validation_interval: int = 1,
     on_epoch_start: Callable[[int], None] | None = None,
     status_fn: Callable[[], dict] | None = None,
+    stop_fn: Callable[[int], bool] | None = None,
     verbose: int = 0,
     desc: str = "fit",
 ) -> TrainResult:
@@ -96,7 +150,7 @@ def train(
         Initial step size; halved each time the loss diverges.
     generator : torch.Generator
         CPU generator for the shuffles (reproducibility).
-    optimizer : {"adam", "sgd", "rmsprop"}, default="adam"
+    optimizer : {"adam", "sgd", "rmsprop", "grouprmsprop"}, default="adam"
         The update rule.
     weight_decay : float, default=0.0
         Decoupled L2 penalty passed to the optimiser.
@@ -114,6 +168,9 @@ def train(
         Called with the epoch number before each epoch (annealing, new masks).
     status_fn : callable or None, default=None
         Extra values (a dict) for the progress bar.
+    stop_fn : callable or None, default=None
+        Called with the epoch count after each finished epoch; returning True
+        ends training as converged (a method's own stopping rule).
     verbose : int, default=0
         Show a progress bar when truthy.
     desc : str, default="fit"
@@ -132,6 +189,10 @@ def train(
     epoch_start = _snapshot(params)
     best_state = epoch_start
     best_value = float("inf")
+    # Start of the epoch with the lowest training loss: where a diverging run
+    # is rewound to (the last epoch's start may already be on the way out).
+    safe_state = epoch_start
+    lowest = first = None
     no_change = 0
     retries = 0
     epoch = 0
@@ -141,23 +202,41 @@ def train(
             if on_epoch_start is not None:
                 on_epoch_start(epoch)
             total = _run_epoch(
-                params, opt, loss_fn, n_samples, batch_size, full_batch, generator,
+                params,
+                opt,
+                loss_fn,
+                n_samples,
+                batch_size,
+                full_batch,
+                generator,
                 device,
             )
-            if not _is_finite(total) or not all(
-                bool(torch.isfinite(p).all()) for p in params
+            exploded = (
+                lowest is not None
+                and total > DIVERGENCE_FACTOR * lowest
+                and total > first
+            )
+            if (
+                exploded
+                or not _is_finite(total)
+                or not all(bool(torch.isfinite(p).all()) for p in params)
             ):
                 retries += 1
                 if retries > MAX_DIVERGENCE_RETRIES:
                     raise DivergenceError(
-                        f"training diverged (non-finite loss) {retries} times even "
-                        f"after lowering the learning rate to {lr:.3g}; use a "
+                        "training diverged (non-finite or exploding loss) "
+                        f"{retries} times even after lowering the learning rate "
+                        f"to {lr:.3g}; use a "
                         "smaller learning_rate or stronger regularisation."
                     )
-                _restore(params, epoch_start)
+                _restore(params, safe_state)
+                epoch_start = safe_state
                 lr /= 2
                 opt = make_optimizer(optimizer, params, lr, weight_decay)
                 continue
+            if lowest is None or total < lowest:
+                lowest, safe_state = total, epoch_start
+                first = total if first is None else first
             epoch += 1
             result.n_iter = epoch
             result.train_loss.append(total)
@@ -189,6 +268,9 @@ def train(
                 result.stop_reason = (
                     "early_stopping" if validation_fn is not None else "converged"
                 )
+                break
+            if stop_fn is not None and stop_fn(epoch):
+                result.stop_reason = "converged"
                 break
     finally:
         bar.close()

@@ -85,7 +85,9 @@ def to_tensor(
     """Copy a NumPy array to ``device`` (bool and integer arrays keep their kind)."""
     array = np.ascontiguousarray(array)
     if array.dtype.kind in "fc":
-        return torch.as_tensor(array, dtype=dtype or compute_dtype(device), device=device)
+        return torch.as_tensor(
+            array, dtype=dtype or compute_dtype(device), device=device
+        )
     return torch.as_tensor(array, device=device)
 
 

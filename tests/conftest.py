@@ -18,10 +18,15 @@ torch.set_num_threads(1)
 FAST_PARAMS: dict[str, dict] = {
     "SVDImputer": {},
     "KNNImputer": {},
-    "SGDMFImputer": {"max_iter": 20},
-    "DeepMFImputer": {"max_iter": 50},
-    "AIRNetImputer": {"max_iter": 50},
-    "MLPImputer": {"max_iter": 5},
+    "SGDMFImputer": {
+        "max_iter": 30,
+        "alpha_decay": 0.8,
+        "learning_rate": 0.1,
+        "early_stopping": False,
+    },
+    "DeepMFImputer": {"max_iter": 100, "learning_rate": 2e-2},
+    "AIRNetImputer": {"max_iter": 100, "learning_rate": 2e-2},
+    "MLPImputer": {"max_iter": 30, "n_iter_no_change": 5},
     "DMFImputer": {"max_iter": 5},
 }
 

@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import all_imputer_classes, make_fast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -13,8 +14,6 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
-
-from conftest import all_imputer_classes, make_fast
 
 CLASSES = all_imputer_classes()
 IDS = [cls.__name__ for cls in CLASSES]
@@ -173,4 +172,6 @@ def test_properties_on_random_matrices(cls, X):
     assert np.isfinite(out).all()
     np.testing.assert_array_equal(out[observed], X[observed])
     perm = np.arange(X.shape[0])[::-1]
-    np.testing.assert_allclose(est.transform(X[perm]), est.transform(X)[perm], atol=1e-8)
+    np.testing.assert_allclose(
+        est.transform(X[perm]), est.transform(X)[perm], atol=1e-8
+    )

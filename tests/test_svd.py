@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from sklearn_mc import SVDImputer
+from sklearn_mc.datasets import make_low_rank, make_mask
+from sklearn_mc.metrics import relative_error
+
+# Seed 001's matrix and its rank-2 truncated-SVD loss (Eckart-Young).
+A = np.array(
+    [[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]]
+)
+SEED_001_LOSS = 0.12191088497638702
+
+
+@pytest.mark.parametrize("solver", ["als", "svd"])
+def test_seed_001_truncated_svd_loss(solver):
+    est = SVDImputer(rank=2, center=False, solver=solver, random_state=0).fit(A)
+    # Project A on the learned right subspace: the best rank-2 approximation.
+    Q = np.linalg.qr(est.components_.T)[0]
+    loss = float(((A - A @ Q @ Q.T) ** 2).sum())
+    assert abs(loss - SEED_001_LOSS) < 1e-3
+    np.testing.assert_allclose(est.singular_values_, [5.3339, 0.6959], atol=1e-3)
+
+
+def _low_rank_problem(n=120, m=80, rank=3, rate=0.5, seed=0):
+    X = make_low_rank(n, m, rank, random_state=seed)
+    hidden = make_mask(X.shape, "random", missing_rate=1 - rate, random_state=seed + 1)
+    return X, np.where(hidden, np.nan, X), hidden
+
+
+def test_als_recovers_exact_low_rank():
+    X, X_missing, hidden = _low_rank_problem()
+    out = SVDImputer(rank=3, random_state=0).fit_transform(X_missing)
+    assert relative_error(X, out, hidden) < 1e-6
+
+
+def test_auto_rank_finds_true_rank():
+    X, X_missing, hidden = _low_rank_problem(rank=4)
+    est = SVDImputer(random_state=0)
+    out = est.fit_transform(X_missing)
+    assert est.rank_ == 4
+    assert relative_error(X, out, hidden) < 1e-6
+
+
+def test_svd_solver_converges_on_easy_problem():
+    X, X_missing, hidden = _low_rank_problem(rate=0.7)
+    est = SVDImputer(rank=3, solver="svd", max_iter=300, random_state=0)
+    out = est.fit_transform(X_missing)
+    assert relative_error(X, out, hidden) < 1e-3
+
+
+@pytest.mark.parametrize("solver", ["als", "svd"])
+def test_shrinkage_soft_thresholds_singular_values(solver):
+    X, X_missing, _ = _low_rank_problem()
+    plain = SVDImputer(rank=3, solver=solver, random_state=0, max_iter=200)
+    soft = SVDImputer(
+        rank=3, solver=solver, shrinkage=50.0, random_state=0, max_iter=200
+    )
+    s_plain = plain.fit(X_missing).singular_values_
+    s_soft = soft.fit(X_missing).singular_values_
+    assert (s_soft < s_plain).all()
+
+
+def test_soft_impute_fixed_point_on_full_matrix():
+    # With every entry observed, SoftImpute's solution is the SVD of X with
+    # singular values shrunk by the threshold: check ALS reaches it.
+    X = make_low_rank(30, 20, 3, random_state=0)
+    s = np.linalg.svd(X, compute_uv=False)
+    lam = 0.5 * s[2]
+    est = SVDImputer(rank=3, shrinkage=lam, center=False, tol=1e-12, max_iter=2000)
+    est.fit(X)
+    np.testing.assert_allclose(est.singular_values_, s[:3] - lam, rtol=1e-5)
+
+
+def test_transform_folds_in_new_rows():
+    X, X_missing, hidden = _low_rank_problem(n=200)
+    est = SVDImputer(rank=3, random_state=0).fit(X_missing[:150])
+    out = est.transform(X_missing[150:])
+    assert relative_error(X[150:], out, hidden[150:]) < 1e-6
+
+
+def test_row_with_no_observation_gets_offsets():
+    X, X_missing, _ = _low_rank_problem()
+    est = SVDImputer(rank=3, random_state=0).fit(X_missing)
+    out = est.transform(np.full((1, X.shape[1]), np.nan))
+    np.testing.assert_allclose(out[0], est.offsets_)
+
+
+def test_rank_larger_than_matrix_warns_and_clips():
+    X, X_missing, _ = _low_rank_problem(n=10, m=4)
+    with pytest.warns(UserWarning, match="exceeds"):
+        est = SVDImputer(rank=7, random_state=0).fit(X_missing)
+    assert est.rank_ == 4
+
+
+def test_invalid_parameters_raise():
+    X, X_missing, _ = _low_rank_problem(n=10, m=4)
+    for params in ({"rank": 0}, {"shrinkage": -1.0}, {"solver": "qr"}, {"rank": "big"}):
+        with pytest.raises(ValueError):
+            SVDImputer(**params).fit(X_missing)
