@@ -1,0 +1,184 @@
+"""Tests of AIRNetImputer: Laplacian parameterisation, size guard, fold-in."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_mc import AIRNetImputer, DeepMFImputer
+from sklearn_mc._air_net import affinity, dirichlet_energy, laplacian
+from sklearn_mc.metrics import rmse
+
+
+def _community_matrix(n_rows=36, n_cols=24, n_groups=3, seed=0):
+    """Rows and columns in groups; entries depend on the two groups (+ noise)."""
+    rng = np.random.RandomState(seed)
+    row_group = np.arange(n_rows) % n_groups
+    col_group = np.arange(n_cols) % n_groups
+    core = rng.randn(n_groups, n_groups) * 2
+    X = core[row_group][:, col_group] + 0.05 * rng.randn(n_rows, n_cols)
+    return X
+
+
+@pytest.fixture(scope="module")
+def community():
+    X = _community_matrix()
+    rng = np.random.RandomState(1)
+    X_missing = np.where(rng.rand(*X.shape) < 0.4, X, np.nan)
+    return X, X_missing
+
+
+def test_affinity_follows_the_authors_recipe():
+    free = torch.randn(
+        6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    a = affinity(free)
+    a1 = torch.softmax(-free, dim=1)  # softmin, each row sums to one
+    torch.testing.assert_close(a, (a1 + a1.T) / 2)
+    lap = laplacian(free)
+    np.testing.assert_allclose(lap, lap.T)
+    np.testing.assert_allclose(lap.sum(axis=1), 0.0, atol=1e-12)
+    assert (lap - np.diag(np.diag(lap)) <= 0).all()
+    # Zero-diagonal adjacency: L's diagonal is the off-diagonal row mass.
+    off = a.numpy() - np.diag(np.diag(a.numpy()))
+    np.testing.assert_allclose(np.diag(lap), off.sum(axis=1))
+
+
+def test_dirichlet_energy_matches_pairwise_form_and_trace():
+    gen = torch.Generator().manual_seed(1)
+    free = torch.randn(7, 7, dtype=torch.float64, generator=gen)
+    Y = torch.randn(7, 4, dtype=torch.float64, generator=gen)
+    a = affinity(free)
+    diffs = ((Y[:, None, :] - Y[None, :, :]) ** 2).sum(-1)
+    pairwise = 0.5 * (a * diffs).sum()
+    torch.testing.assert_close(dirichlet_energy(a, Y), pairwise)
+    lap = torch.as_tensor(laplacian(free))
+    torch.testing.assert_close(dirichlet_energy(a, Y), torch.trace(Y.T @ lap @ Y))
+
+
+def test_fits_and_exposes_laplacians(community):
+    X, X_missing = community
+    est = AIRNetImputer(learning_rate=1e-2, max_iter=400, random_state=0)
+    out = est.fit_transform(X_missing)
+    hidden = np.isnan(X_missing)
+    means = np.where(hidden, np.nanmean(X_missing, axis=0), X_missing)
+    assert rmse(X, out, hidden) < 0.3 * rmse(X, means, hidden)
+    assert est.laplacian_rows_.shape == (36, 36)
+    assert est.laplacian_cols_.shape == (24, 24)
+    assert isinstance(est.laplacian_rows_, np.ndarray)
+    assert est.regularizer_curve_.shape[1] == 2
+    assert len(est.loss_curve_) == est.n_iter_
+    # The learned row graph links rows of the same group more than others.
+    group = np.arange(36) % 3
+    weights = -est.laplacian_rows_
+    same = group[:, None] == group[None, :]
+    np.fill_diagonal(same, False)
+    other = group[:, None] != group[None, :]
+    assert weights[same].mean() > 3 * weights[other].mean()
+
+
+def test_beats_deep_mf_on_community_structure(community):
+    X, X_missing = community
+    hidden = np.isnan(X_missing)
+    common = {"learning_rate": 1e-2, "max_iter": 400, "random_state": 0}
+    air = AIRNetImputer(**common).fit_transform(X_missing)
+    deep = DeepMFImputer(early_stopping=False, **common).fit_transform(X_missing)
+    assert rmse(X, air, hidden) < rmse(X, deep, hidden)
+
+
+def test_zero_lambda_disables_a_side(community):
+    _, X_missing = community
+    est = AIRNetImputer(lambda_rows=0.0, max_iter=5, random_state=0).fit(X_missing)
+    assert est.laplacian_rows_ is None and est.laplacian_cols_ is not None
+    np.testing.assert_array_equal(est.regularizer_curve_[:, 0], 0.0)
+
+
+def test_both_lambdas_zero_is_deep_mf(community):
+    _, X_missing = community
+    params = {"learning_rate": 1e-2, "max_iter": 30, "random_state": 0}
+    air = AIRNetImputer(lambda_rows=0.0, lambda_cols=0.0, tol=0.0, **params)
+    deep = DeepMFImputer(early_stopping=False, tol=0.0, **params)
+    np.testing.assert_allclose(
+        air.fit_transform(X_missing), deep.fit_transform(X_missing), atol=1e-10
+    )
+
+
+def test_size_guard_drops_the_row_side_with_a_warning():
+    # A tall table: the row Laplacian would be too large, the column one fits.
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3) @ rng.randn(3, 8)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    est = AIRNetImputer(max_laplacian_size=50, max_iter=20, random_state=0)
+    with pytest.warns(UserWarning, match="row Laplacian would be 60 x 60"):
+        out = est.fit_transform(X)
+    assert np.isfinite(out).all()
+    assert est.laplacian_rows_ is None
+    assert est.laplacian_cols_.shape == (8, 8)
+    # Within the limit no warning is raised.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AIRNetImputer(max_laplacian_size=None, max_iter=5, random_state=0).fit(X)
+
+
+def test_delta_rule_stops_training():
+    X = _community_matrix(18, 12, 3)
+    X_missing = np.where(np.random.RandomState(0).rand(*X.shape) < 0.5, X, np.nan)
+    est = AIRNetImputer(
+        learning_rate=1e-2,
+        max_iter=5000,
+        tol=1e-4,
+        n_iter_no_change=20,
+        random_state=0,
+    ).fit(X_missing)
+    assert est.n_iter_ < 5000
+    tail = np.abs(np.diff(est.regularizer_curve_[-21:], axis=0))
+    assert (tail < 1e-4).all()
+
+
+def test_transform_folds_in_unseen_rows(community):
+    X, X_missing = community
+    est = AIRNetImputer(learning_rate=1e-2, max_iter=400, random_state=0)
+    est.fit(X_missing[:30])
+    new, new_missing = X[30:], X_missing[30:]
+    hidden = np.isnan(new_missing)
+    out = est.transform(new_missing)
+    means = np.where(hidden, np.nanmean(X_missing[:30], axis=0), new)
+    assert rmse(new, out, hidden) < 0.3 * rmse(new, means, hidden)
+    np.testing.assert_array_equal(out[~hidden], new_missing[~hidden])
+
+
+def test_verbose_reports_regularisers(community, capsys):
+    _, X_missing = community
+    AIRNetImputer(max_iter=3, verbose=2, random_state=0).fit(X_missing)
+    err = capsys.readouterr().err
+    assert "R_rows" in err and "R_cols" in err
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"lambda_rows": -1.0}, "lambda_rows"),
+        ({"lambda_cols": "big"}, "lambda_cols"),
+        ({"max_laplacian_size": 0}, "max_laplacian_size"),
+        ({"tol": -1.0}, "tol"),
+        ({"depth": 0}, "depth"),
+    ],
+)
+def test_bad_parameters(community, params, match):
+    _, X_missing = community
+    with pytest.raises(ValueError, match=match):
+        AIRNetImputer(**params).fit(X_missing)
+
+
+def test_cuda_path(community):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    X, X_missing = community
+    est = AIRNetImputer(learning_rate=1e-2, max_iter=400, device="cuda", random_state=0)
+    out = est.fit_transform(X_missing)
+    hidden = np.isnan(X_missing)
+    means = np.where(hidden, np.nanmean(X_missing, axis=0), X_missing)
+    assert rmse(X, out, hidden) < 0.3 * rmse(X, means, hidden)

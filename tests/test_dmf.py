@@ -1,0 +1,272 @@
+"""Tests of DMFImputer: the two-branch model, its extensions and DMF-D."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_mc import DMFImputer
+from sklearn_mc._dmf import _Quantiser
+from sklearn_mc.datasets import make_ratings
+from sklearn_mc.model_selection import hide_entries
+
+LEVELS = [1, 2, 3, 4, 5]
+
+
+def small(**params):
+    defaults = dict(
+        hidden_layer_sizes=(32,),
+        latent_dim=8,
+        max_iter=30,
+        learning_rate=3e-3,
+        batch_size=256,
+        device="cpu",
+        random_state=0,
+    )
+    defaults.update(params)
+    return DMFImputer(**defaults)
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    X, X_full = make_ratings(150, 80, density=0.25, random_state=0, return_truth=True)
+    X_train, hidden = hide_entries(X, 0.2, random_state=1)
+    return X_train, hidden, X_full
+
+
+@pytest.fixture(scope="module")
+def fitted(ratings):
+    X_train, _, _ = ratings
+    return small().fit(X_train)
+
+
+def rmse(a, b):
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+def test_beats_item_means_on_ratings(ratings, fitted):
+    X_train, hidden, X_full = ratings
+    out = fitted.transform(X_train)
+    item_means = np.broadcast_to(np.nanmean(X_train, axis=0), X_train.shape)
+    assert rmse(out[hidden], X_full[hidden]) < rmse(item_means[hidden], X_full[hidden])
+    assert fitted.scaling_ == "global"
+    assert fitted.row_factors_.shape == (150, 8)
+    assert fitted.col_factors_.shape == (80, 8)
+    assert 1 <= fitted.n_iter_ <= 30
+    assert len(fitted.loss_curve_) == fitted.n_iter_
+    assert len(fitted.validation_loss_curve_) == fitted.n_iter_
+    # the cosine's range [-1, 1] maps onto the observed rating range
+    assert out.min() >= 1 - 1e-9 and out.max() <= 5 + 1e-9
+
+
+def test_fit_transform_equals_transform(ratings, fitted):
+    X_train, _, _ = ratings
+    np.testing.assert_allclose(
+        small().fit_transform(X_train), fitted.transform(X_train), atol=1e-10
+    )
+
+
+def test_discrete_outputs_exactly_on_levels(ratings):
+    X_train, hidden, X_full = ratings
+    est = small(levels=LEVELS)
+    out = est.fit_transform(X_train)
+    missing = np.isnan(X_train)
+    assert set(np.unique(out[missing])) <= set(LEVELS)
+    np.testing.assert_array_equal(out[~missing], X_train[~missing])
+    assert est.boundaries_.shape == (4,)
+    assert np.all(np.diff(est.boundaries_) > 0)
+    assert np.all((est.boundaries_ > 1) & (est.boundaries_ < 5))
+    np.testing.assert_array_equal(est.levels_, LEVELS)
+    # discrete predictions still carry information
+    item_means = np.round(np.broadcast_to(np.nanmean(X_train, 0), X_train.shape))
+    assert rmse(out[hidden], X_full[hidden]) < rmse(item_means[hidden], X_full[hidden])
+
+
+def test_uneven_levels_and_data_inside_them():
+    X = make_ratings(60, 30, density=0.4, levels=(0, 1, 5), random_state=2)
+    # the data never use the top level; it must still be reachable
+    X[X == 5] = 1
+    est = small(levels=[0, 1, 5], max_iter=5)
+    out = est.fit_transform(X)
+    assert set(np.unique(out[np.isnan(X)])) <= {0.0, 1.0, 5.0}
+    assert est._scale_shift[0] == 2.5 and est._scale_factor[0] == 2.5
+
+
+@pytest.mark.parametrize(
+    "levels, match",
+    [
+        ([3, 2, 1], "strictly increasing"),
+        ([1, 2, 2, 3], "strictly increasing"),
+        ([4], "at least two"),
+        ([], "at least two"),
+        ([1, np.nan, 3], "finite"),
+        ([1, np.inf], "finite"),
+        ([[1, 2], [3, 4]], "1-D"),
+        (["a", "b"], "numbers"),
+    ],
+)
+def test_bad_levels_raise(levels, match):
+    X = make_ratings(20, 10, density=0.5, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        small(levels=levels, max_iter=1).fit(X)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(hidden_layer_sizes=(8, 0)), "hidden_layer_sizes"),
+        (dict(hidden_layer_sizes=(8.5,)), "hidden_layer_sizes"),
+        (dict(slope_range=(10.0, 1.0)), "slope_range"),
+        (dict(slope_range=(0.0, 1.0)), "slope_range"),
+        (dict(slope_range=(1.0,)), "slope_range"),
+        (dict(levels=LEVELS, scaling="column"), "scaling='global'"),
+        (dict(latent_dim=0), "latent_dim"),
+        (dict(activation="gelu"), "activation"),
+    ],
+)
+def test_bad_parameters_raise(params, match):
+    X = make_ratings(20, 10, density=0.5, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        small(max_iter=1, **params).fit(X)
+
+
+def test_complete_new_columns_and_crossing_match_training_ones(ratings, fitted):
+    # Training rows and columns passed as "new" must get the same predictions
+    # as inside the training matrix: the extension uses the same branches.
+    X_train, _, _ = ratings
+    full = fitted.transform(X_train)
+    res = fitted.complete(X_train[:7], X_train[:, :5], X_new_both=X_train[:7, :5])
+    np.testing.assert_allclose(res.new_rows, full[:7], atol=1e-10)
+    np.testing.assert_allclose(res.new_cols, full[:, :5], atol=1e-10)
+    np.testing.assert_allclose(res.new_both, full[:7, :5], atol=1e-10)
+    only_cols = fitted.complete(X_new_cols=X_train[:, :5])
+    assert only_cols.new_rows is None and only_cols.new_both is None
+    np.testing.assert_array_equal(only_cols.new_cols, res.new_cols)
+
+
+def test_complete_unseen_columns_beats_user_means(ratings):
+    # Area III: columns withheld from training entirely.
+    X_train, _, X_full = ratings
+    est = small().fit(X_train[:, 10:])
+    new_cols, hidden = hide_entries(X_train[:, :10], 0.3, random_state=3)
+    out = est.complete(X_new_cols=new_cols).new_cols
+    assert out.shape == (150, 10)
+    seen = ~np.isnan(new_cols)
+    np.testing.assert_array_equal(out[seen], new_cols[seen])
+    user_means = np.broadcast_to(np.nanmean(X_train[:, 10:], 1)[:, None], out.shape)
+    truth = X_full[:, :10]
+    assert rmse(out[hidden], truth[hidden]) < rmse(user_means[hidden], truth[hidden])
+
+
+def test_complete_crossing_keeps_observed_and_levels(ratings):
+    X_train, _, _ = ratings
+    est = small(levels=LEVELS, max_iter=5).fit(X_train[20:, 10:])
+    X_both = X_train[:20, :10]
+    res = est.complete(X_train[:20, 10:], X_train[20:, :10], X_new_both=X_both)
+    assert res.new_both.shape == (20, 10)
+    seen = ~np.isnan(X_both)
+    np.testing.assert_array_equal(res.new_both[seen], X_both[seen])
+    for block in res:
+        assert set(np.unique(block)) <= set(LEVELS)
+
+
+def test_complete_validates_inputs(fitted, ratings):
+    X_train, _, _ = ratings
+    with pytest.raises(ValueError, match="training rows"):
+        fitted.complete(X_new_cols=X_train[:-1, :3])
+    with pytest.raises(ValueError, match="needs both"):
+        fitted.complete(X_new_cols=X_train[:, :3], X_new_both=np.ones((2, 3)))
+    with pytest.raises(ValueError, match="expected"):
+        fitted.complete(X_train[:2], X_train[:, :3], X_new_both=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="features"):
+        fitted.complete(X_new_rows=X_train[:2, :-1])
+    assert fitted.complete() == (None, None, None)
+
+
+def test_complete_with_missing_values_marker(ratings):
+    X_train, _, _ = ratings
+    marked = np.where(np.isnan(X_train), 0.0, X_train)
+    a = small(max_iter=3).fit(X_train)
+    b = small(max_iter=3, missing_values=0.0).fit(marked)
+    np.testing.assert_allclose(
+        a.complete(X_new_cols=X_train[:, :4]).new_cols,
+        b.complete(X_new_cols=marked[:, :4]).new_cols,
+    )
+
+
+def test_column_scaling_for_mixed_units():
+    rng = np.random.RandomState(0)
+    base = make_ratings(80, 6, density=0.9, random_state=0)
+    base = np.where(np.isnan(base), 3.0, base)
+    X = base * np.array([1, 10, 100, 1000, 0.01, 0.1])
+    X[rng.random_sample(X.shape) < 0.2] = np.nan
+    est = small(max_iter=10)
+    out = est.fit_transform(X)
+    assert est.scaling_ == "column"
+    lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    assert np.all((out >= lo - 1e-9) & (out <= hi + 1e-9))
+    # a new column in its own units is scaled by its own observed range
+    new = est.complete(X_new_cols=X[:, 3:4] * 5).new_cols
+    assert new.min() >= 5 * lo[3] - 1e-9 and new.max() <= 5 * hi[3] + 1e-9
+    assert small(max_iter=2, scaling="global").fit(X).scaling_ == "global"
+
+
+def test_paper_setting_without_leave_out(ratings):
+    X_train, hidden, X_full = ratings
+    out = small(leave_target_out=False).fit_transform(X_train)
+    item_means = np.broadcast_to(np.nanmean(X_train, axis=0), X_train.shape)
+    assert rmse(out[hidden], X_full[hidden]) < rmse(item_means[hidden], X_full[hidden])
+
+
+def test_no_early_stopping_runs_max_iter(ratings):
+    X_train, _, _ = ratings
+    est = small(early_stopping=False, max_iter=4, tol=0.0).fit(X_train)
+    assert est.n_iter_ == 4 and est.validation_loss_curve_ == []
+
+
+def test_full_batch_and_deeper_branches(ratings):
+    X_train, _, _ = ratings
+    est = small(batch_size=None, hidden_layer_sizes=(16, 8), max_iter=3)
+    assert np.isfinite(est.fit_transform(X_train)).all()
+    est = small(hidden_layer_sizes=(), activation="tanh", max_iter=3)
+    assert np.isfinite(est.fit_transform(X_train)).all()
+
+
+def test_pickled_model_completes(fitted, ratings):
+    X_train, _, _ = ratings
+    loaded = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(
+        loaded.complete(X_new_cols=X_train[:, :3]).new_cols,
+        fitted.complete(X_new_cols=X_train[:, :3]).new_cols,
+    )
+
+
+def test_verbose_shows_progress(ratings, capsys):
+    X_train, _, _ = ratings
+    small(verbose=2, max_iter=2, levels=LEVELS).fit(X_train)
+    assert "DMFImputer" in capsys.readouterr().err
+
+
+def test_smooth_quantiser_tends_to_hard_one():
+    levels = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0], dtype=torch.float64)
+    q = _Quantiser(levels.numpy(), np.array([4.0, 4000.0]), 10, torch.device("cpu"))
+    x = torch.linspace(-1, 1, 401, dtype=torch.float64)
+    away = torch.abs(x - torch.round(x * 2) / 2 - 0.25) > 0.01  # off boundaries
+    away &= torch.abs(x - torch.round(x * 2) / 2 + 0.25) > 0.01
+    hard = q.hard(x)
+    # uniform boundaries: rounding to the nearest level
+    expected = torch.round(x * 2) / 2
+    np.testing.assert_array_equal(hard[away].numpy(), expected[away].numpy())
+    q.anneal(0)
+    gap_small = float(torch.max(torch.abs(q.smooth(x) - hard)).detach())
+    q.anneal(10)
+    gap_large = float(torch.max(torch.abs(q.smooth(x) - hard)[away]).detach())
+    assert gap_large < 1e-3 < gap_small
+    # the smooth quantiser passes gradients to the input and the boundaries
+    x = x.clone().requires_grad_(True)
+    q.anneal(0)
+    q.smooth(x).sum().backward()
+    assert float(x.grad.abs().sum()) > 0 and float(q.boundaries.grad.abs().sum()) > 0
