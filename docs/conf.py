@@ -186,12 +186,51 @@ def _stamp(meta_path: Path, md_path: Path) -> str:
             f"Generated {meta.get('date', '?')} by `{meta.get('command', '?')}` "
             f"({meta.get('elapsed_s', '?')} s) on {meta.get('machine', '?')}; "
             f"{versions}."
+            + (
+                " The script exited with an error."
+                if meta.get("exit_status") == "failed"
+                else ""
+            )
         )
-    mtime = datetime.fromtimestamp(md_path.stat().st_mtime, tz=timezone.utc)
+    when = _git_date(md_path)
+    if when is None:
+        mtime = datetime.fromtimestamp(md_path.stat().st_mtime, tz=timezone.utc)
+        when = f"file dated {mtime:%Y-%m-%d %H:%M} UTC"
+    else:
+        when = f"last committed {when}"
     return (
-        f"File dated {mtime:%Y-%m-%d %H:%M} UTC; machine and versions were not "
-        "recorded (regenerate with `python docs/update_benchmarks.py`)."
+        f"Result {when}; machine and versions were not recorded (regenerate "
+        "with `python docs/update_benchmarks.py`)."
     )
+
+
+def _git_date(path: Path) -> str | None:
+    """Date of the last commit that touched ``path`` (a fresh clone's file
+    times are the checkout's), or None outside git or for a new file."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%cd", "--date=format:%Y-%m-%d", "--", path],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    if status.stdout.strip():  # changed since that commit: the commit date lies
+        return None
+    return out.stdout.strip()
 
 
 def write_benchmark_pages() -> None:

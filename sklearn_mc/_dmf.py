@@ -386,7 +386,6 @@ class DMFImputer(BaseMatrixImputer):
 
     def _fit(self, X, mask):
         hidden, levels, slope = self._check_extra_params()
-        X = self._fit_own_scaling(X, mask, levels)
         device = self._device
         dtype = compute_dtype(device)
         n_rows, n_cols = X.shape
@@ -394,9 +393,10 @@ class DMFImputer(BaseMatrixImputer):
         gen = make_generator(seed)
 
         rows_np, cols_np = np.nonzero(mask)
+        vals_np = self._fit_own_scaling(X[rows_np, cols_np], cols_np, n_cols, levels)
         rows = to_tensor(rows_np, device)
         cols = to_tensor(cols_np, device)
-        vals = to_tensor(X[rows_np, cols_np], device, dtype)
+        vals = to_tensor(vals_np, device, dtype)
         n_obs = rows.numel()
         train_idx = np.arange(n_obs)
         val_idx = np.empty(0, dtype=np.intp)
@@ -511,15 +511,19 @@ class DMFImputer(BaseMatrixImputer):
             self.boundaries_ = b * self._scale_factor[0] + self._scale_shift[0]
         return None
 
-    def _fit_own_scaling(self, X, mask, levels):
-        """Map the data onto [-1, 1], the cosine's range; return it scaled.
+    def _fit_own_scaling(self, values, cols, n_cols, levels):
+        """Map the observed ``values`` (in columns ``cols``) onto [-1, 1].
 
         The base class leaves ``X`` unscaled (``_scaling = "none"``) because
         the map depends on ``scaling`` and ``levels``: the paper's is one
         affine map of the rating range [α, β] onto [-1, 1] ("global"); tables
-        whose columns have different units need one map per column.
+        whose columns have different units need one map per column. Working
+        on the observed entries alone keeps the fit free of dense copies.
         """
-        lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+        lo = np.full(n_cols, np.inf)
+        hi = np.full(n_cols, -np.inf)
+        np.minimum.at(lo, cols, values)
+        np.maximum.at(hi, cols, values)
         kind = self.scaling
         if kind == "auto":
             kind = "global" if levels is not None or _common_scale(lo, hi) else "column"
@@ -541,7 +545,7 @@ class DMFImputer(BaseMatrixImputer):
         half[~ok] = self._default_half
         self.scaling_ = kind
         self._scale_shift, self._scale_factor = (hi + lo) / 2, half
-        return self._scale(X)
+        return (values - self._scale_shift[cols]) / self._scale_factor[cols]
 
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):

@@ -191,7 +191,7 @@ class KNNImputer(BaseMatrixImputer):
         Zt = to_tensor(Z.T, device, dtype)
         Mt = to_tensor(mask.T, device).to(dtype)
         n_cols = Zt.shape[0]
-        chunk = _chunk_size(Zt.shape[0], n_cols)
+        chunk = _chunk_size(n_cols, n_cols)
         out = np.empty((n_cols, n_cols))
         for start in range(0, n_cols, chunk):
             sl = slice(start, start + chunk)
@@ -453,7 +453,7 @@ def _impute_candidates(A, mA, train, bounds, n_cand, k, weights):
     lower = bounds(A, mA.to(A.dtype))
     if n_cand < n_train:
         low, cand = torch.topk(lower, n_cand + 1, dim=1, largest=False)
-        threshold = low[:, n_cand].to(A.dtype) * 1.01
+        threshold = bounds.threshold(low[:, n_cand]).to(A.dtype)
         cand = cand[:, :n_cand]
     else:
         cand = torch.arange(n_train, device=A.device).expand(n_rows, n_train)

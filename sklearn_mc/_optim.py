@@ -212,7 +212,7 @@ def train(
                 generator,
                 device,
             )
-            exploded = first is not None and total > DIVERGENCE_FACTOR * first
+            exploded = bool(first) and total > DIVERGENCE_FACTOR * first
             if (
                 exploded
                 or not _is_finite(total)

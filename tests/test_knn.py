@@ -116,6 +116,28 @@ def test_certification_not_fooled_by_loose_float32_bounds():
     )
 
 
+def test_float32_lower_bounds_hold():
+    import torch
+
+    from sklearn_mc._knn import _LowerBounds
+
+    rng = np.random.RandomState(9)
+    A, B = rng.uniform(-1, 1, (60, 40)), rng.uniform(-1, 1, (90, 40))
+    A[:, :5] *= 1e-4  # mixed magnitudes: relative errors differ per pair
+    mA, mB = rng.rand(*A.shape) < 0.3, rng.rand(*B.shape) < 0.5
+    A, B = np.where(mA, A, 0.0), np.where(mB, B, 0.0)
+    common = mA.astype(float) @ mB.T
+    sq = (A**2) @ mB.T + mA @ (B**2).T - 2 * A @ B.T
+    exact = np.where(common > 0, np.maximum(sq, 0) / np.maximum(common, 1), np.inf)
+    bounds = _LowerBounds(torch.as_tensor(B), torch.as_tensor(mB, dtype=torch.float64))
+    lower = bounds(torch.as_tensor(A), torch.as_tensor(mA, dtype=torch.float64))
+    safe = bounds.threshold(lower).double().numpy()
+    assert (safe <= exact).all()
+    assert np.array_equal(np.isinf(safe), np.isinf(exact))
+    finite = np.isfinite(exact) & (exact > 0.1)
+    assert np.median(1 - safe[finite] / exact[finite]) < 1e-3
+
+
 def test_search_choice_follows_sparsity():
     from sklearn_mc._knn import _pick_search
 
