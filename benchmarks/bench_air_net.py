@@ -132,11 +132,16 @@ def evaluate(X, mask, ests, label):
         except Exception as exc:  # a peer failing must not sink the table
             print(f"{label} {name}: failed ({exc})", flush=True)
             continue
-        results[name] = (nmae(X, out, mask), seconds)
+        n_iter = int(getattr(est, "n_iter_", 0))
+        results[name] = (nmae(X, out, mask), seconds, n_iter)
         completions[name] = out
         if getattr(est, "curve_", None):
             curves[name] = est.curve_
-        print(f"{label:10s} {name:34s} NMAE {results[name][0]:.4f} {seconds:7.1f} s")
+        print(
+            f"{label:10s} {name:34s} NMAE {results[name][0]:.4f} {seconds:7.1f} s"
+            f" ({n_iter} iterations)",
+            flush=True,
+        )
     return X_missing, results, completions, curves
 
 

@@ -57,11 +57,11 @@ for name, mask in masks.items():
 # thousand. Everything else is left at its default. Parameters a class does
 # not have are ignored, so this cell keeps working as methods are added.
 SETTINGS = {
-    "SGDMFImputer": {"max_iter": 200},
+    "SGDMFImputer": {"max_iter": 100 if QUICK else 200},
     "DeepMFImputer": {"learning_rate": 1e-2, "max_iter": 1000 if QUICK else 2000},
     "AIRNetImputer": {"learning_rate": 1e-2, "max_iter": 1000 if QUICK else 2000},
-    "MLPImputer": {"max_iter": 100 if QUICK else 300},
-    "DMFImputer": {"max_iter": 20 if QUICK else 60},
+    "MLPImputer": {"max_iter": 50 if QUICK else 300},
+    "DMFImputer": {"max_iter": 15 if QUICK else 60},
 }
 
 

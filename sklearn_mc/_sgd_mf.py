@@ -29,6 +29,8 @@ _INIT_STD = 1e-2
 #: factors stable, so that the leading direction grows from the first epoch
 #: instead of waiting, neutral, for the penalty to fall.
 _PATH_START = 0.5
+#: residuals below this fraction of the data's magnitude are rounding noise.
+_NEGLIGIBLE = 1e-12
 #: a fit whose final loss exceeds its starting loss by this factor has failed.
 _FAILED_FIT_FACTOR = 2.0
 #: ... unless it stays below this fraction of the data's mean square.
@@ -109,9 +111,10 @@ class SGDMFImputer(BaseMatrixImputer):
         Maximum number of epochs (passes over the observed entries).
     tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress:
-        the held-out error with early stopping; otherwise the training
-        objective with the final penalty ``alpha`` (the objective being
-        minimised moves with the path, so it cannot judge convergence).
+        the held-out error with early stopping, otherwise the training
+        objective; on the path the latter is only judged once the path has
+        covered 99.9 % of its way to ``alpha`` (before that the objective
+        moves with the penalty and may even rise as the factors grow).
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the observed entries, stop when
         their error stops improving and restore the best factors.
@@ -213,8 +216,9 @@ class SGDMFImputer(BaseMatrixImputer):
     >>> X = make_low_rank(60, 30, 2, random_state=0)
     >>> X_missing = X.copy()
     >>> X_missing[np.random.RandomState(0).rand(*X.shape) < 0.3] = np.nan
-    >>> imputer = SGDMFImputer(rank=2, alpha=0.0, early_stopping=False,
-    ...                        tol=0.0, max_iter=500, random_state=0)
+    >>> imputer = SGDMFImputer(rank=2, alpha=0.0, optimizer="sgd",
+    ...                        learning_rate=0.1, alpha_decay=0.95, max_iter=300,
+    ...                        early_stopping=False, random_state=0)
     >>> X_filled = imputer.fit_transform(X_missing)
     >>> hidden = np.isnan(X_missing)
     >>> bool(np.abs(X_filled - X)[hidden].max() < 1e-3)
@@ -375,18 +379,19 @@ class SGDMFImputer(BaseMatrixImputer):
         elif on_path:
             # The objective minimised changes every epoch along the path (it
             # may even rise while the penalty falls and the factors grow), so
-            # convergence is judged on the final objective, the one with
-            # penalty alpha, and the last iterate is kept.
+            # convergence is only judged once the path is all but over.
             stop_fn = _Stalled(
-                lambda: model.objective(t_rows, t_cols, t_vals, alpha),
+                lambda: model.objective(t_rows, t_cols, t_vals, path["alpha"]),
                 interval,
                 self.tol,
                 self.n_iter_no_change,
+                start=_path_end(self.alpha_decay),
             )
-        if not bool((model.residual(rows, cols, vals) != 0).any()):
+        residual = model.residual(rows, cols, vals).abs().max()
+        if float(residual) <= _NEGLIGIBLE * max(1.0, float(vals.abs().max())):
             # Nothing beyond the offset to fit (a single standardised row, a
-            # constant matrix): zero factors are exact, and steps from an exact
-            # start would only add noise.
+            # constant matrix, up to rounding): zero factors are exact, and
+            # steps of a fixed size from an exact start would only add noise.
             model.zero_factors()
             result = TrainResult(n_iter=1, train_loss=[0.0])
             result.learning_rate = self.learning_rate
@@ -402,9 +407,7 @@ class SGDMFImputer(BaseMatrixImputer):
                 path,
                 generator,
             )
-            _check_not_diverged(
-                result, start_monitored, stop_fn, float(vals.square().mean())
-            )
+            _check_not_diverged(result, start_monitored, float(vals.square().mean()))
         self.rank_ = rank
         self.n_iter_ = max(result.n_iter, 1)
         self.loss_curve_ = result.train_loss
@@ -529,8 +532,9 @@ class SGDMFImputer(BaseMatrixImputer):
         >>> from sklearn_mc import SGDMFImputer
         >>> A = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
         >>> imputer = SGDMFImputer(rank=1, alpha=0.0, biases=False, scaling="none",
-        ...                        early_stopping=False, tol=0.0, max_iter=300,
-        ...                        random_state=0).fit(A)
+        ...                        optimizer="sgd", learning_rate=0.1,
+        ...                        alpha_decay=0.95, max_iter=300,
+        ...                        early_stopping=False, random_state=0).fit(A)
         >>> bool(np.abs(imputer.reconstruct() - A).max() < 1e-3)
         True
         """
@@ -558,24 +562,22 @@ def _check_interval(on_path: bool, decay: float) -> int:
 
 
 class _Stalled:
-    """``stop_fn`` for the path: no progress of ``error()`` for ``patience`` checks.
+    """``stop_fn`` for the path: ``error()`` stalls for ``patience`` checks.
 
     The training loop's rule (relative improvement ``tol`` over the best value
-    so far), applied every ``interval`` epochs to a quantity of the method's
-    choosing; ``history`` keeps the values checked, the start first.
+    so far) applied every ``interval`` epochs from epoch ``start`` on, when
+    the path has all but ended and the objective no longer moves with it.
     """
 
-    def __init__(self, error, interval, tol, patience):
-        self.error, self.interval = error, interval
+    def __init__(self, error, interval, tol, patience, start):
+        self.error, self.interval, self.start = error, interval, start
         self.tol, self.patience = tol, patience
-        self.history = [error()]
-        self.best, self.no_change = self.history[0], 0
+        self.best, self.no_change = float("inf"), 0
 
     def __call__(self, epoch):
-        if epoch % self.interval:
+        if epoch < self.start or epoch % self.interval:
             return False
         value = self.error()
-        self.history.append(value)
         if value < self.best - self.tol * abs(self.best):
             self.no_change = 0
         else:
@@ -584,7 +586,14 @@ class _Stalled:
         return self.no_change >= self.patience
 
 
-def _check_not_diverged(result, start_validation, stalled, scale):
+def _path_end(decay: float) -> int:
+    """Epochs after which the path has covered 99.9 % of its way to ``alpha``."""
+    if decay >= 1:
+        return 0
+    return math.ceil(math.log(1e-3) / math.log(decay))
+
+
+def _check_not_diverged(result, start_validation, scale):
     """Fail loudly when the fit ends far worse than it started.
 
     A learning rate that is too large for Adam rarely overflows: the loss jumps
@@ -597,8 +606,6 @@ def _check_not_diverged(result, start_validation, stalled, scale):
     """
     if start_validation is not None and result.validation_loss:
         end, start = min(result.validation_loss), start_validation
-    elif stalled is not None:
-        end, start = stalled.error(), stalled.history[0]
     elif result.train_loss:
         end, start = result.train_loss[-1], result.train_loss[0]
     else:  # pragma: no cover - train runs at least one epoch

@@ -62,11 +62,11 @@ _FORMATS = {
 }
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
-#: Demo settings: modest so that all seven methods finish in about a minute on
-#: two CPU cores; ``--quick`` uses the second dict on top (a smoke test).
-#: Only the keys a class accepts are applied.
-#: The deep factorisations get a step of 1e-2 (instead of 1e-3) and an
-#: iteration cap: with those they reach most of their accuracy in seconds.
+#: Demo settings: modest, so that the whole demo takes one to two minutes on
+#: two CPU cores; ``--quick`` applies the second dict on top (a smoke test).
+#: Only the keys a class accepts are applied. The deep factorisations get a
+#: step of 1e-2 (instead of 1e-3) and an iteration cap: with those they reach
+#: most of their accuracy in seconds.
 DEMO_PARAMS: dict[str, dict] = {
     "DeepMFImputer": {"learning_rate": 1e-2, "max_iter": 2000},
     "AIRNetImputer": {"learning_rate": 1e-2, "max_iter": 600},
@@ -397,9 +397,12 @@ def _check_rectangular(path: str, sep: str) -> None:
     """Refuse ragged text files (pandas would pad short rows with NaN)."""
     if len(sep) != 1:
         return  # regex separators: left to pandas
-    import pandas as pd
-
-    with pd.io.common.get_handle(
+    try:
+        # pandas' opener, so that compressed files are read like read_csv does.
+        from pandas.io.common import get_handle
+    except ImportError:  # pragma: no cover - a future pandas moved it
+        return
+    with get_handle(
         path, "r", compression="infer", encoding="utf-8", errors="replace"
     ) as handles:
         reader = csv.reader(handles.handle, delimiter=sep)
@@ -559,6 +562,10 @@ def cmd_impute(args: argparse.Namespace) -> int:
         cls, params, device=args.device, seed=args.seed, verbose=verbose
     )
     estimator._validate_params()
+    if "device" in estimator.get_params():
+        from ._torch import resolve_device
+
+        resolve_device(estimator.device)  # an unavailable device fails now
     out_kind = _output_kind(args.output, args.input, args.sep)
     df, _ = read_table(
         args.input,

@@ -430,3 +430,39 @@ def test_demo_candidates_include_every_export_and_peers():
     exported = [n for n in sklearn_mc.__all__ if n in set(cli.METHODS.values())]
     assert set(exported) <= set(labels)
     assert {"sklearn SimpleImputer(mean)", "sklearn KNNImputer"} <= set(labels)
+
+
+@needs_method
+def test_bad_device_is_one_line(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    _write_table(src, n_rows=8, n_cols=3)
+    out = str(tmp_path / "o.csv")
+    args = ["impute", str(src), "-o", out, "--index-col", "0", "--device", "nodevice"]
+    code, _, err = _main(capsys, *args, *_method_args())
+    assert code == 1
+    assert "'nodevice' is not a valid torch device" in _one_error_line(err)
+    assert not os.path.exists(out)
+
+
+@needs_method
+def test_seed_makes_output_reproducible(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    _write_table(src, n_rows=20, n_cols=4)
+    outputs = []
+    for k in range(2):
+        out = tmp_path / f"o{k}.csv"
+        args = [
+            "impute",
+            str(src),
+            "-o",
+            str(out),
+            "-q",
+            "--seed",
+            "3",
+            "--index-col",
+            "0",
+        ]
+        code, _, err = _main(capsys, *args, *_method_args())
+        assert code == 0, err
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
