@@ -17,6 +17,12 @@ from .model_selection import split_indices
 # Relative ridge that keeps every least-squares solve well posed (rows with
 # fewer observations than the rank) without biasing an exact low-rank fit.
 _EPS_RIDGE = 1e-10
+# The noise is only estimated once the path's penalty has fallen by this
+# factor: before, the residual measures the path's bias, not the noise.
+_PATH_END = 1e-6
+# Share of the observations beyond the fit's parameter count that is needed
+# to estimate the noise level from the residual (else no noise ridge).
+_MIN_RESIDUAL_SHARE = 0.1
 # Share of the observed entries held out when the rank is chosen automatically.
 _RANK_VALIDATION_FRACTION = 0.1
 # ALS sweeps per candidate rank during automatic rank selection.
@@ -53,7 +59,9 @@ class SVDImputer(BaseMatrixImputer):
         best, searching ranks 1, 2, 3, 5, 8, 12, ... and then bisecting.
     shrinkage : float, default=0.0
         Soft threshold on the singular values (nuclear-norm weight), in the
-        units of ``X``. 0 gives the hard rank-``rank`` fit.
+        units of ``X``. 0 gives the rank-``rank`` fit with a ridge set from
+        the data (see Notes): none on exactly low-rank data, enough on noisy
+        data to keep entries far from any observation from extrapolating.
     solver : {"auto", "als", "svd"}, default="auto"
         ``"auto"`` uses ``"als"``.
     center : bool, default=True
@@ -89,6 +97,8 @@ class SVDImputer(BaseMatrixImputer):
         Singular values of the fitted low-rank part ``U Vᵀ``.
     n_iter_ : int
         Sweeps run in the final fit.
+    fold_in_ridge_ : float
+        Ridge penalty with which :meth:`transform` folds rows in.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -96,10 +106,22 @@ class SVDImputer(BaseMatrixImputer):
 
     Notes
     -----
+    With ``shrinkage=0`` the ALS solver ends its penalty path at the ridge of
+    probabilistic matrix factorisation, ``σ²/τ²`` (noise variance over factor
+    variance, Salakhutdinov & Mnih 2008), estimated from the residual and the
+    factors once the path has ended. On exactly low-rank data the residual
+    vanishes and so does the ridge (exact recovery); on noisy data, such as
+    images with whole patches missing, it keeps rows and columns with few or
+    badly placed observations from fitting the noise (without it, a rank-30
+    fit of a 240 × 240 image with a missing patch filled the patch with
+    values up to 5 on a [0, 1] scale). ``solver="svd"`` is the classical hard
+    rank-``rank`` loop without this ridge.
+
     ``transform`` folds each row in: it solves the ridge problem
     ``min_u ‖x_O − (u Vᵀ + c)_O‖² + λ‖u‖²`` over the row's observed entries
-    ``O`` with ``V`` fixed (``λ = shrinkage`` or a tiny stabiliser), so rows
-    are completed independently and new rows need no refit.
+    ``O`` with ``V`` fixed (``λ = fold_in_ridge_``: ``shrinkage``, or the
+    fit's noise ridge), so rows are completed independently and new rows
+    need no refit.
 
     Examples
     --------
@@ -186,7 +208,13 @@ class SVDImputer(BaseMatrixImputer):
         )
         self.rank_ = rank
         self.n_iter_ = max(n_iter, 1)
-        self._store_factors(U, V, offsets)
+        U_bal = self._store_factors(U, V, offsets)
+        V_bal = torch.as_tensor(self.components_.T, device=device, dtype=dtype)
+        residual = entries.residual(U_bal, V_bal, offsets)
+        # New rows are folded in with the same ridge the fit's rows had.
+        self.fold_in_ridge_ = _floors(
+            self.shrinkage, residual, U_bal, V_bal, rank, self.center
+        )[0]
         return to_numpy(U @ V.T + offsets)
 
     def _select_rank(self, entries, max_rank, seed):
@@ -233,14 +261,19 @@ class SVDImputer(BaseMatrixImputer):
         return hi
 
     def _store_factors(self, U, V, offsets):
-        # Balance U Vᵀ = P diag(s) Qᵀ as components (√s Qᵀ) so that fold-in
-        # with a ridge penalty matches the nuclear-norm (SoftImpute) solution.
+        """Store ``U Vᵀ = P diag(s) Qᵀ`` balanced; return the left factor ``P√s``.
+
+        Balanced components (``√s Qᵀ``) make fold-in with a ridge penalty match
+        the nuclear-norm (SoftImpute) solution.
+        """
         Qu, Ru = torch.linalg.qr(U)
         Qv, Rv = torch.linalg.qr(V)
-        _, s, Wt = torch.linalg.svd(Ru @ Rv.T)
+        A, s, Wt = torch.linalg.svd(Ru @ Rv.T)
+        root = s.sqrt()
         self.singular_values_ = to_numpy(s)
-        self.components_ = to_numpy((Qv @ Wt.T * s.sqrt()).T)
+        self.components_ = to_numpy((Qv @ Wt.T * root).T)
         self.offsets_ = to_numpy(offsets)
+        return Qu @ A * root
 
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
@@ -250,7 +283,7 @@ class SVDImputer(BaseMatrixImputer):
         c = to_tensor(self.offsets_, device, dtype)
         M = to_tensor(mask, device).to(dtype)
         R = torch.nan_to_num(to_tensor(X, device, dtype) - c) * M
-        U = _ridge_rows(M, R, V, _ridge(self.shrinkage, V))
+        U = _ridge_rows(M, R, V, self.fold_in_ridge_)
         return to_numpy(U @ V.T + c)
 
 
@@ -385,8 +418,10 @@ def _fit_als(entries, rank, shrinkage, center, max_iter, tol, seed, verbose):
     """Alternating ridge regressions on the observed entries (softImpute-ALS).
 
     The ridge starts at 1 % of the largest singular value of the spectral
-    start and decays geometrically to ``shrinkage`` (plus a tiny stabiliser);
-    convergence is only tested once it has arrived there.
+    start and decays geometrically to its floor; convergence is only tested
+    once it has arrived there. The floor is ``shrinkage`` when given;
+    otherwise it is the noise ridge of :func:`_noise_ridges`, which vanishes
+    on exactly low-rank data and keeps noisy fits from extrapolating wildly.
     """
     U, V, c = _init_factors(entries, rank, center, seed)
     mask_rows = entries.matrix(torch.ones_like(entries.values))
@@ -394,24 +429,39 @@ def _fit_als(entries, rank, shrinkage, center, max_iter, tol, seed, verbose):
     X_cols = entries.matrix(entries.values, transpose=True)
     ones = torch.ones(entries.shape[0], 1, dtype=entries.dtype, device=entries.device)
     penalty = 0.01 * float(U.square().sum(1).max() + V.square().sum(1).max())
+    start = penalty
     decay = _path_decay(entries, rank)
+    floor_rows, floor_cols = _ridge(shrinkage, V), _ridge(shrinkage, U)
+    noise_rows = noise_cols = np.inf
     previous = None
     n_iter = 0
     bar = progress(max_iter, verbose, "SVDImputer (als)")
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is returned
-        floor = _ridge(shrinkage, V)
-        penalty = max(penalty * decay, floor)
+        penalty = penalty * decay
+        ridge_rows = max(penalty, floor_rows)
         # Rows: targets x_ij − c_j, features v_j.
         R = entries.matrix(entries.values - c[entries.cols])
-        U = _solve_spd(_gram_rows(mask_rows, V, penalty), R @ V)
+        U = _solve_spd(_gram_rows(mask_rows, V, ridge_rows), R @ V)
         # Columns: targets x_ij, features [u_i, 1] (offset unpenalised).
         F = torch.cat([U, ones], 1) if center else U
-        G = _gram_rows(mask_cols, F, max(penalty, _ridge(shrinkage, U)), n_free=rank)
+        G = _gram_rows(mask_cols, F, max(penalty, floor_cols), n_free=rank)
         W = _solve_spd(G, X_cols @ F)
         V = W[:, :rank]
         if center:
             c = W[:, rank]
-        fitted = entries.values - entries.residual(U, V, c)
+        residual = entries.residual(U, V, c)
+        fitted = entries.values - residual
+        # The floors only ever fall: residuals early on the path are inflated
+        # by its penalty, and a rising floor could shrink the factors, inflate
+        # the residual and rise again until the fit collapses to zero.
+        if shrinkage > 0:
+            floor_rows, floor_cols = _ridge(shrinkage, V), _ridge(shrinkage, U)
+        elif penalty <= _PATH_END * start:
+            rows_now, cols_now = _noise_ridges(residual, U, V, rank, center)
+            noise_rows = min(noise_rows, rows_now)
+            noise_cols = min(noise_cols, cols_now)
+            floor_rows = max(noise_rows, _ridge(0.0, V))
+            floor_cols = max(noise_cols, _ridge(0.0, U))
         change = (
             np.inf
             if previous is None
@@ -420,10 +470,44 @@ def _fit_als(entries, rank, shrinkage, center, max_iter, tol, seed, verbose):
         previous = fitted
         bar.set_postfix(change=f"{change:.2e}", penalty=f"{penalty:.1e}", refresh=False)
         bar.update(1)
-        if penalty <= floor and change < tol:
+        if penalty <= floor_rows and change < tol:
             break
     bar.close()
     return U, V, c, n_iter
+
+
+def _floors(shrinkage, residual, U, V, rank, center):
+    """Smallest ridges of the next row and column solves."""
+    if shrinkage > 0:
+        return _ridge(shrinkage, V), _ridge(shrinkage, U)
+    noise_rows, noise_cols = _noise_ridges(residual, U, V, rank, center)
+    return max(noise_rows, _ridge(0.0, V)), max(noise_cols, _ridge(0.0, U))
+
+
+def _noise_ridges(residual, U, V, rank, center):
+    """Ridges ``σ²/τ²`` of probabilistic matrix factorisation, estimated.
+
+    With noise ``x_ij = u_i·v_j + ε``, ``ε ~ N(0, σ²)``, and Gaussian factors
+    ``u_i ~ N(0, τ_u² I)``, the MAP row solve has ridge ``σ²/τ_u²``
+    (Salakhutdinov & Mnih, 2008); ``σ²`` is estimated from the residual
+    (degrees of freedom of the fit subtracted), ``τ²`` from the factors. On
+    exactly low-rank data the residual, and with it the ridge, goes to zero
+    (exact recovery is kept); on noisy data it keeps rows and columns with
+    few or ill-placed observations from fitting the noise.
+    """
+    m, n = U.shape[0], V.shape[0]
+    dof = rank * (m + n - rank) + (n if center else 0)
+    spare = residual.numel() - dof
+    if spare < max(_MIN_RESIDUAL_SHARE * residual.numel(), m + n):
+        # (Nearly) as many parameters as observations: the fit (almost)
+        # interpolates, and the noise cannot be estimated from its residual.
+        return 0.0, 0.0
+    sigma2 = float(residual.square().mean())
+    tau2_u = float(U.square().mean())
+    tau2_v = float(V.square().mean())
+    if tau2_u <= 0 or tau2_v <= 0:
+        return 0.0, 0.0
+    return sigma2 / tau2_u, sigma2 / tau2_v
 
 
 def _fit_svd(entries, rank, shrinkage, center, max_iter, tol, seed, verbose):

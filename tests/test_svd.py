@@ -98,3 +98,29 @@ def test_invalid_parameters_raise():
     for params in ({"rank": 0}, {"shrinkage": -1.0}, {"solver": "qr"}, {"rank": "big"}):
         with pytest.raises(ValueError):
             SVDImputer(**params).fit(X_missing)
+
+
+def test_noisy_overfit_rank_does_not_extrapolate_into_a_patch():
+    # A rank far above the signal's, on noisy data with a missing patch: the
+    # noise ridge keeps the patch's values on the data's scale. Without it
+    # (the plain hard-rank ALS) this fit filled the patch with values 4x the
+    # largest observed one and an RMSE 5x that of column means.
+    rng = np.random.RandomState(0)
+    X = make_low_rank(80, 60, 3, random_state=0)
+    X_noisy = X + 0.5 * X.std() * rng.randn(*X.shape)
+    hidden = make_mask(X.shape, "patch", random_state=0)
+    X_missing = np.where(hidden, np.nan, X_noisy)
+    est = SVDImputer(rank=40, random_state=0)
+    out = est.fit_transform(X_missing)
+    assert est.fold_in_ridge_ > 0
+    assert np.abs(out).max() <= 1.5 * np.nanmax(np.abs(X_missing))
+    error = np.sqrt(((out - X)[hidden] ** 2).mean())
+    means = np.sqrt(((np.nanmean(X_missing, 0) - X)[hidden] ** 2).mean())
+    assert error < 1.5 * means
+
+
+def test_exact_low_rank_data_gets_no_noise_ridge():
+    X, X_missing, hidden = _low_rank_problem()
+    est = SVDImputer(rank=3, random_state=0).fit(X_missing)
+    assert est.fold_in_ridge_ < 1e-6
+    assert relative_error(X, est.transform(X_missing), hidden) < 1e-6
