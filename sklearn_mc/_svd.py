@@ -194,6 +194,7 @@ class SVDImputer(BaseMatrixImputer):
                     f" using rank={rank}.",
                     stacklevel=3,
                 )
+        _warn_if_underdetermined(entries, rank, self.center, self.shrinkage)
         solver = "als" if self.solver == "auto" else self.solver
         fit = _fit_als if solver == "als" else _fit_svd
         U, V, offsets, n_iter = fit(
@@ -482,6 +483,21 @@ def _floors(shrinkage, residual, U, V, rank, center):
         return _ridge(shrinkage, V), _ridge(shrinkage, U)
     noise_rows, noise_cols = _noise_ridges(residual, U, V, rank, center)
     return max(noise_rows, _ridge(0.0, V)), max(noise_cols, _ridge(0.0, U))
+
+
+def _warn_if_underdetermined(entries, rank, center, shrinkage):
+    """Warn when a rank-``rank`` fit has more unknowns than observed entries."""
+    m, n = entries.shape
+    dof = rank * (m + n - rank) + (n if center else 0)
+    if shrinkage == 0 and entries.nnz < min(dof, m * n):
+        warnings.warn(
+            f"rank={rank} has {dof} degrees of freedom but only {entries.nnz} "
+            "entries are observed: the completion is not determined by the data "
+            "and may take any size. Lower the rank, use rank='auto' or set "
+            "shrinkage > 0.",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _noise_ridges(residual, U, V, rank, center):

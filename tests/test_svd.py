@@ -124,3 +124,10 @@ def test_exact_low_rank_data_gets_no_noise_ridge():
     est = SVDImputer(rank=3, random_state=0).fit(X_missing)
     assert est.fold_in_ridge_ < 1e-6
     assert relative_error(X, est.transform(X_missing), hidden) < 1e-6
+
+
+def test_underdetermined_rank_warns():
+    X = make_low_rank(40, 30, 3, random_state=0)
+    hidden = make_mask(X.shape, "random", missing_rate=0.9, random_state=0)
+    with pytest.warns(UserWarning, match="degrees of freedom"):
+        SVDImputer(rank=3, random_state=0).fit(np.where(hidden, np.nan, X))
