@@ -25,6 +25,8 @@ _PATH_END = 1e-6
 _MIN_RESIDUAL_SHARE = 0.1
 # Share of the observed entries held out when the rank is chosen automatically.
 _RANK_VALIDATION_FRACTION = 0.1
+# Candidate ranks without improvement after which the rank search stops.
+_RANK_PATIENCE = 2
 # ALS sweeps per candidate rank during automatic rank selection.
 _RANK_SEARCH_ITER = 40
 
@@ -56,7 +58,8 @@ class SVDImputer(BaseMatrixImputer):
     rank : int or "auto", default="auto"
         Rank of the fit. ``"auto"`` holds out 10 % of the observed entries and
         picks the smallest rank whose held-out error is within 2 % of the
-        best, searching ranks 1, 2, 3, 5, 8, 12, ... and then bisecting.
+        best, searching ranks 1, 2, 3, 4, 6, 9, 14, ... (until two candidates in
+        a row bring no improvement) and then bisecting.
     shrinkage : float, default=0.0
         Soft threshold on the singular values (nuclear-norm weight), in the
         units of ``X``. 0 gives the rank-``rank`` fit with a ridge set from
@@ -240,12 +243,17 @@ class SVDImputer(BaseMatrixImputer):
                 errors[rank] = float(valid.residual(U, V, c).square().mean())
             return errors[rank]
 
-        # Grow the rank geometrically until the held-out error stops improving.
-        # An exact fit of the held-out entries cannot be improved on.
+        # Grow the rank geometrically until the held-out error has not improved
+        # for _RANK_PATIENCE candidates: a rank below the true one can fit
+        # worse than a smaller one (it overfits the part it leaves out), so
+        # one bump must not end the search. An exact fit cannot be improved on.
         exact = 1e-12 * float(valid.values.square().mean())
-        rank, previous = 1, np.inf
-        while rank <= max_rank and previous > exact and error(rank) < previous:
-            previous = error(rank)
+        rank, best, since_best = 1, np.inf, 0
+        while rank <= max_rank and best > exact and since_best < _RANK_PATIENCE:
+            if error(rank) < best:
+                best, since_best = error(rank), 0
+            else:
+                since_best += 1
             rank = max(rank + 1, round(1.5 * rank))
         best = min(errors.values())
 
