@@ -78,6 +78,7 @@ def nuclear_norm(X, X_missing, hidden, shrinkages):
             shrinkage=lam,
             solver="svd",
             center=False,
+            scaling="none",
             max_iter=3000,
             tol=1e-9,
             device="cpu",

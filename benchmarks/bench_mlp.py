@@ -128,7 +128,9 @@ def svd_complete(A_test, masked_test, n, r):
         for i, (a, h) in enumerate(zip(A_test, masked_test, strict=True)):
             M = a.reshape(n, n).copy()
             M[h.reshape(n, n)] = np.nan
-            est = SVDImputer(rank=r, center=False, random_state=0, device="cpu")
+            est = SVDImputer(
+                rank=r, center=False, scaling="none", random_state=0, device="cpu"
+            )
             out[i] = est.fit_transform(M).ravel()
     return out, ""
 

@@ -62,14 +62,23 @@ class SVDImputer(BaseMatrixImputer):
         a row bring no improvement) and then bisecting.
     shrinkage : float, default=0.0
         Soft threshold on the singular values (nuclear-norm weight), in the
-        units of ``X``. 0 gives the rank-``rank`` fit with a ridge set from
-        the data (see Notes): none on exactly low-rank data, enough on noisy
-        data to keep entries far from any observation from extrapolating.
+        units of the scaled ``X`` (see ``scaling``). 0 gives the
+        rank-``rank`` fit with a ridge set from the data (see Notes): none on
+        exactly low-rank data, enough on noisy data to keep entries far from
+        any observation from extrapolating.
     solver : {"auto", "als", "svd"}, default="auto"
         ``"auto"`` uses ``"als"``.
     center : bool, default=True
         Fit column offsets ``c`` (the columns' means, refined jointly), which
         helps tabular data whose columns are not centred.
+    scaling : {"standard", "none"}, default="standard"
+        ``"standard"`` fits the model to the columns standardised by their
+        observed mean and standard deviation (and maps the completion back),
+        so that columns in large units do not dominate the fit of the others;
+        a column scaling keeps the rank, so an exactly low-rank matrix is
+        still recovered exactly. ``"none"`` fits ``X`` in its own units (the
+        plain truncated SVD / SoftImpute of ``X``; ``shrinkage`` is then in
+        the units of ``X``, otherwise in standard deviations).
     max_iter : int, default=500
         Maximum number of sweeps (ALS) or SVD refills.
     tol : float, default=1e-7
@@ -95,7 +104,9 @@ class SVDImputer(BaseMatrixImputer):
         Right factor ``Vᵀ`` (rows scaled by the square roots of the singular
         values) that :meth:`transform` folds new rows into.
     offsets_ : ndarray of shape (n_valid_features,)
-        Column offsets ``c``.
+        Column offsets ``c``. Like ``components_`` and ``singular_values_``,
+        in the units the model is fitted in: standard deviations from the
+        columns' observed means with ``scaling="standard"``.
     singular_values_ : ndarray of shape (rank_,)
         Singular values of the fitted low-rank part ``U Vᵀ``.
     n_iter_ : int
@@ -148,6 +159,7 @@ class SVDImputer(BaseMatrixImputer):
         "shrinkage": [Interval(numbers.Real, 0, None, closed="left")],
         "solver": [StrOptions({"auto", "als", "svd"})],
         "center": ["boolean"],
+        "scaling": [StrOptions({"standard", "none"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
     }
@@ -159,6 +171,7 @@ class SVDImputer(BaseMatrixImputer):
         shrinkage=0.0,
         solver="auto",
         center=True,
+        scaling="standard",
         max_iter=500,
         tol=1e-7,
         missing_values=np.nan,
@@ -171,6 +184,7 @@ class SVDImputer(BaseMatrixImputer):
         self.shrinkage = shrinkage
         self.solver = solver
         self.center = center
+        self.scaling = scaling
         self.max_iter = max_iter
         self.tol = tol
         self.missing_values = missing_values
@@ -178,6 +192,11 @@ class SVDImputer(BaseMatrixImputer):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
+    @property
+    def _scaling(self) -> str:
+        # Read by the base class; a parameter so that raw units stay available.
+        return self.scaling
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X, mask):

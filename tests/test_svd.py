@@ -14,7 +14,9 @@ SEED_001_LOSS = 0.12191088497638702
 
 @pytest.mark.parametrize("solver", ["als", "svd"])
 def test_seed_001_truncated_svd_loss(solver):
-    est = SVDImputer(rank=2, center=False, solver=solver, random_state=0).fit(A)
+    est = SVDImputer(
+        rank=2, center=False, scaling="none", solver=solver, random_state=0
+    ).fit(A)
     # Project A on the learned right subspace: the best rank-2 approximation.
     Q = np.linalg.qr(est.components_.T)[0]
     loss = float(((A - A @ Q @ Q.T) ** 2).sum())
@@ -67,7 +69,9 @@ def test_soft_impute_fixed_point_on_full_matrix():
     X = make_low_rank(30, 20, 3, random_state=0)
     s = np.linalg.svd(X, compute_uv=False)
     lam = 0.5 * s[2]
-    est = SVDImputer(rank=3, shrinkage=lam, center=False, tol=1e-12, max_iter=2000)
+    est = SVDImputer(
+        rank=3, shrinkage=lam, center=False, scaling="none", tol=1e-12, max_iter=2000
+    )
     est.fit(X)
     np.testing.assert_allclose(est.singular_values_, s[:3] - lam, rtol=1e-5)
 
@@ -81,9 +85,14 @@ def test_transform_folds_in_new_rows():
 
 def test_row_with_no_observation_gets_offsets():
     X, X_missing, _ = _low_rank_problem()
-    est = SVDImputer(rank=3, random_state=0).fit(X_missing)
+    est = SVDImputer(rank=3, scaling="none", random_state=0).fit(X_missing)
     out = est.transform(np.full((1, X.shape[1]), np.nan))
     np.testing.assert_allclose(out[0], est.offsets_)
+    # In standardised units the offsets are mapped back to the data's.
+    est = SVDImputer(rank=3, random_state=0).fit(X_missing)
+    out = est.transform(np.full((1, X.shape[1]), np.nan))
+    mean, std = np.nanmean(X_missing, 0), np.nanstd(X_missing, 0)
+    np.testing.assert_allclose(out[0], mean + std * est.offsets_)
 
 
 def test_rank_larger_than_matrix_warns_and_clips():
@@ -142,7 +151,7 @@ def test_auto_rank_looks_past_a_bump_in_the_held_out_error():
     rows, cols = rng.randint(10, size=150), rng.randint(10, size=200)
     X = rng.randn(10, 10)[rows][:, cols]
     hidden = make_mask(X.shape, "random", missing_rate=0.8, random_state=1)
-    est = SVDImputer(random_state=0)
+    est = SVDImputer(scaling="none", random_state=0)
     out = est.fit_transform(np.where(hidden, np.nan, X))
     assert est.rank_ >= 8
     assert relative_error(X, out, hidden) < 0.35
