@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
+from ._base import warn_user
 from ._deep_linear import DeepLinearImputer, product
 from ._optim import train
 from ._torch import compute_dtype, make_generator, to_numpy, to_tensor
@@ -229,12 +229,10 @@ class AIRNetImputer(DeepLinearImputer):
         """The regulariser weight of one side after the size guard."""
         limit = self.max_laplacian_size
         if lam > 0 and limit is not None and size > limit:
-            warnings.warn(
+            warn_user(
                 f"AIRNetImputer: the {name} Laplacian would be {size} x {size} "
                 f"(max_laplacian_size={limit}); the {name} regulariser is "
-                "dropped. Raise max_laplacian_size if memory allows.",
-                UserWarning,
-                stacklevel=5,
+                "dropped. Raise max_laplacian_size if memory allows."
             )
             return 0.0
         return float(lam)

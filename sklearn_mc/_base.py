@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import copy
 import numbers
+import os
+import sys
+import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
@@ -294,6 +297,26 @@ def _fit_scaling(X: np.ndarray, mask: np.ndarray, kind: str):
         half_range = (hi - lo) / 2 if hi > lo else 1.0
         return np.full(n_features, (hi + lo) / 2), np.full(n_features, half_range)
     raise ValueError(f"unknown scaling {kind!r}")  # pragma: no cover
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn, attributing the warning to the first frame outside the libraries.
+
+    The same warning is reached through ``fit``, ``fit_transform`` (wrapped by
+    scikit-learn's ``set_output``), pipelines and searches, so no fixed
+    ``stacklevel`` points at the user's line; this walks past the frames of
+    sklearn_mc and scikit-learn instead.
+    """
+    import sklearn
+
+    libraries = tuple(
+        os.path.dirname(module.__file__) + os.sep
+        for module in (sys.modules[__package__], sklearn)
+    )
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(libraries):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 #: reusable constraint for the ``device`` parameter of subclasses.

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseMatrixImputer
+from ._base import BaseMatrixImputer, warn_user
 from ._optim import progress
 from ._torch import compute_dtype, make_generator, seed_from, to_numpy, to_tensor
 from .model_selection import split_indices
@@ -211,10 +211,9 @@ class SVDImputer(BaseMatrixImputer):
         else:
             rank = min(self.rank, max_rank)
             if rank < self.rank:
-                warnings.warn(
+                warn_user(
                     f"rank={self.rank} exceeds min(n_samples, n_features)={max_rank};"
-                    f" using rank={rank}.",
-                    stacklevel=3,
+                    f" using rank={rank}."
                 )
         _warn_if_underdetermined(entries, rank, self.center, self.shrinkage)
         solver = "als" if self.solver == "auto" else self.solver
@@ -517,13 +516,11 @@ def _warn_if_underdetermined(entries, rank, center, shrinkage):
     m, n = entries.shape
     dof = rank * (m + n - rank) + (n if center else 0)
     if shrinkage == 0 and entries.nnz < min(dof, m * n):
-        warnings.warn(
+        warn_user(
             f"rank={rank} has {dof} degrees of freedom but only {entries.nnz} "
             "entries are observed: the completion is not determined by the data "
             "and may take any size. Lower the rank, use rank='auto' or set "
-            "shrinkage > 0.",
-            UserWarning,
-            stacklevel=5,
+            "shrinkage > 0."
         )
 
 

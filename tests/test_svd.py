@@ -138,8 +138,12 @@ def test_exact_low_rank_data_gets_no_noise_ridge():
 def test_underdetermined_rank_warns():
     X = make_low_rank(40, 30, 3, random_state=0)
     hidden = make_mask(X.shape, "random", missing_rate=0.9, random_state=0)
-    with pytest.warns(UserWarning, match="degrees of freedom"):
-        SVDImputer(rank=3, random_state=0).fit(np.where(hidden, np.nan, X))
+    X_missing = np.where(hidden, np.nan, X)
+    for method in ("fit", "fit_transform"):
+        with pytest.warns(UserWarning, match="degrees of freedom") as record:
+            getattr(SVDImputer(rank=3, random_state=0), method)(X_missing)
+        # Attributed to the caller's line, not to a frame inside the libraries.
+        assert record[0].filename == __file__
 
 
 def test_auto_rank_looks_past_a_bump_in_the_held_out_error():
