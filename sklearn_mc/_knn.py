@@ -298,7 +298,7 @@ class KNNImputer(BaseMatrixImputer):
             for j in torch.nonzero(missing.any(0)).flatten().tolist():
                 receivers = torch.nonzero(missing[:, j]).flatten()
                 dist = torch.where(mZ[receivers], col_ratio[j], torch.inf)
-                near, where = torch.topk(dist, k, dim=1, largest=False)
+                near, where = _smallest(dist, k)
                 z = _neighbour_mean(
                     near,
                     torch.isfinite(near),
@@ -528,13 +528,33 @@ def _impute_exact(A, mA, train, ei, ej, k, weights):
         donors = table.index_select(0, train.slot[col])
         flat = (donors + local[entries, None] * (n_train + 1)).view(-1)
         dist = ratio.index_select(0, flat).view(donors.shape)
-        near, where = torch.topk(dist, min(k, table.shape[1]), dim=1, largest=False)
+        near, where = _smallest(dist, min(k, table.shape[1]))
         chosen = donors.gather(1, where).clamp_(max=n_train - 1)
         flat = (chosen * n_features + col[:, None]).view(-1)
         values = train.values.view(-1).index_select(0, flat).view(chosen.shape)
         value = _neighbour_mean(near, torch.isfinite(near), values, weights)
         est[entries] = torch.where(torch.isnan(value), train.col_mean[col], value)
     return est
+
+
+def _smallest(dist, k):
+    """The ``k`` smallest entries of each row and their columns, ties to the left.
+
+    ``torch.topk`` breaks ties between equal distances differently depending
+    on the shape of the batch, so a row's neighbours (and its completion)
+    could change with the other rows transformed alongside it. Here the
+    ``k``-th smallest value is taken from ``topk`` (values are unambiguous)
+    and, among entries equal to it, the leftmost are kept: a row's choice
+    depends on that row only. Columns come back in increasing order.
+    """
+    dist = torch.where(torch.isnan(dist), torch.inf, dist)  # NaN compares as nothing
+    kth = torch.topk(dist, k, dim=1, largest=False).values[:, -1:]
+    below = dist < kth
+    tie = dist == kth
+    room = k - below.sum(1, keepdim=True)
+    chosen = below | (tie & (tie.cumsum(1) <= room))
+    where = torch.nonzero(chosen)[:, 1].view(-1, k)
+    return dist.gather(1, where), where
 
 
 def _neighbour_mean(ratio, selected, values, weights):

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 
 import sklearn_mc
 from sklearn_mc._base import BaseMatrixImputer
 
 torch.set_num_threads(1)
+
+# The property tests draw the same examples on every run (CI must not pass or
+# fail by chance); HYPOTHESIS_PROFILE=explore draws fresh ones to hunt bugs.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 #: Settings that keep each estimator's fit small in tests (tiny matrices, few
 #: epochs). Keyed by class name; applied on top of the defaults.

@@ -309,3 +309,17 @@ def test_bad_parameters():
         KNNImputer(n_neighbors=0).fit(X)
     with pytest.raises(ValueError, match="weights"):
         KNNImputer(weights="gaussian").fit(X)
+
+
+def test_ties_do_not_depend_on_the_other_rows_transformed():
+    # Many donors at distance 0 with different values in column 3: which
+    # five are used must not change with the order (or company) of the
+    # rows transformed. Found by the property test in test_common.py.
+    X = np.ones((11, 5))
+    X[0, :2] = 0.0
+    X[3, 3] = 0.0
+    X[[1, 2], 0] = X[6, 1] = X[9, 3] = np.nan
+    est = KNNImputer().fit(X)
+    perm = np.arange(X.shape[0])[::-1]
+    np.testing.assert_array_equal(est.transform(X[perm]), est.transform(X)[perm])
+    np.testing.assert_array_equal(est.transform(X[9:10]), est.transform(X)[9:10])
