@@ -427,6 +427,11 @@ def _init_factors(entries, rank, center, seed):
     return (Q @ Ub[:, :rank]) * root, Vt[:rank].T * root, c
 
 
+def _degrees_of_freedom(m, n, rank, center):
+    """Free parameters of a rank-``rank`` ``m x n`` fit (plus ``n`` offsets)."""
+    return rank * (m + n - rank) + (n if center else 0)
+
+
 def _path_decay(entries, rank):
     """Per-sweep decay of the ridge path, slower the fewer samples per unknown.
 
@@ -437,7 +442,7 @@ def _path_decay(entries, rank):
     the decay is fast there.
     """
     m, n = entries.shape
-    oversampling = entries.nnz / max(rank * (m + n - rank), 1)
+    oversampling = entries.nnz / max(_degrees_of_freedom(m, n, rank, False), 1)
     return float(np.clip(1.0 - 0.15 * (oversampling - 1.0), 0.3, 0.9))
 
 
@@ -478,17 +483,16 @@ def _fit_als(entries, rank, shrinkage, center, max_iter, tol, seed, verbose):
             c = W[:, rank]
         residual = entries.residual(U, V, c)
         fitted = entries.values - residual
-        # The floors only ever fall: residuals early on the path are inflated
-        # by its penalty, and a rising floor could shrink the factors, inflate
-        # the residual and rise again until the fit collapses to zero.
+        # Noise floors are estimated once the path is over (before, the
+        # residual measures the path's bias) and only ever fall: a rising floor
+        # could shrink the factors, inflate the residual and rise again until
+        # the fit collapses to zero.
         if shrinkage > 0:
-            floor_rows, floor_cols = _ridge(shrinkage, V), _ridge(shrinkage, U)
+            floor_rows, floor_cols = _floors(shrinkage, residual, U, V, rank, center)
         elif penalty <= _PATH_END * start:
-            rows_now, cols_now = _noise_ridges(residual, U, V, rank, center)
-            noise_rows = min(noise_rows, rows_now)
-            noise_cols = min(noise_cols, cols_now)
-            floor_rows = max(noise_rows, _ridge(0.0, V))
-            floor_cols = max(noise_cols, _ridge(0.0, U))
+            rows_now, cols_now = _floors(shrinkage, residual, U, V, rank, center)
+            floor_rows = noise_rows = min(noise_rows, rows_now)
+            floor_cols = noise_cols = min(noise_cols, cols_now)
         change = (
             np.inf
             if previous is None
@@ -514,7 +518,7 @@ def _floors(shrinkage, residual, U, V, rank, center):
 def _warn_if_underdetermined(entries, rank, center, shrinkage):
     """Warn when a rank-``rank`` fit has more unknowns than observed entries."""
     m, n = entries.shape
-    dof = rank * (m + n - rank) + (n if center else 0)
+    dof = _degrees_of_freedom(m, n, rank, center)
     if shrinkage == 0 and entries.nnz < min(dof, m * n):
         warn_user(
             f"rank={rank} has {dof} degrees of freedom but only {entries.nnz} "
@@ -529,15 +533,16 @@ def _noise_ridges(residual, U, V, rank, center):
 
     With noise ``x_ij = u_i·v_j + ε``, ``ε ~ N(0, σ²)``, and Gaussian factors
     ``u_i ~ N(0, τ_u² I)``, the MAP row solve has ridge ``σ²/τ_u²``
-    (Salakhutdinov & Mnih, 2008); ``σ²`` is estimated from the residual
-    (degrees of freedom of the fit subtracted), ``τ²`` from the factors. On
+    (Salakhutdinov & Mnih, 2008); ``σ²`` is the mean squared residual (not
+    corrected for the fit's degrees of freedom: near the information limit
+    that correction inflates it and stalls recovery), ``τ²`` the mean squared
+    factor entry. On
     exactly low-rank data the residual, and with it the ridge, goes to zero
     (exact recovery is kept); on noisy data it keeps rows and columns with
     few or ill-placed observations from fitting the noise.
     """
     m, n = U.shape[0], V.shape[0]
-    dof = rank * (m + n - rank) + (n if center else 0)
-    spare = residual.numel() - dof
+    spare = residual.numel() - _degrees_of_freedom(m, n, rank, center)
     if spare < max(_MIN_RESIDUAL_SHARE * residual.numel(), m + n):
         # (Nearly) as many parameters as observations: the fit (almost)
         # interpolates, and the noise cannot be estimated from its residual.

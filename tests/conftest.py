@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 # The property tests draw the same examples on every run (CI must not pass or
 # fail by chance); HYPOTHESIS_PROFILE=explore draws fresh ones to hunt bugs.
 settings.register_profile("repeatable", derandomize=True, database=None)
-settings.register_profile("explore", max_examples=200)
+settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 #: Settings that keep each estimator's fit small in tests (tiny matrices, few

@@ -323,3 +323,5 @@ def test_ties_do_not_depend_on_the_other_rows_transformed():
     perm = np.arange(X.shape[0])[::-1]
     np.testing.assert_array_equal(est.transform(X[perm]), est.transform(X)[perm])
     np.testing.assert_array_equal(est.transform(X[9:10]), est.transform(X)[9:10])
+    # The rule: among equally near donors the first ones (rows 1-5) are used.
+    assert est.transform(X)[9, 3] == pytest.approx(0.8)
