@@ -105,11 +105,96 @@ def soft_impute(X, X_missing, hidden, shrinkages, n_iter=3000):
     return best
 
 
+MEMORY_CASES = {
+    "DeepMFImputer": "DeepMFImputer(max_iter=20, random_state=0, device='cpu')",
+    "AIRNetImputer": "AIRNetImputer(max_iter=20, random_state=0, device='cpu')",
+    "DMFImputer": "DMFImputer(max_iter=1, random_state=0, device='cpu')",
+    "DMFImputer (full batch)": (
+        "DMFImputer(max_iter=1, batch_size=None, random_state=0, device='cpu')"
+    ),
+}
+
+_MEMORY_CHILD = """
+import resource, sys, time, warnings
+import numpy as np, torch
+from sklearn_mc import AIRNetImputer, DeepMFImputer, DMFImputer
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+n_rows = int(sys.argv[1])
+rng = np.random.RandomState(0)
+X = rng.randn(n_rows, 5) @ rng.randn(5, 50) + 0.1 * rng.randn(n_rows, 50)
+X[rng.rand(*X.shape) < 0.2] = np.nan
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+est = eval(sys.argv[2])
+t0, c0 = time.perf_counter(), time.process_time()
+out = est.fit_transform(X)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(X.nbytes, base * 1024, peak * 1024, time.perf_counter() - t0,
+      time.process_time() - c0)
+"""
+
+
+def memory(n_rows: int, names) -> str:
+    """Peak extra RSS of ``fit_transform`` on ``n_rows`` x 50, one process each.
+
+    Extra = ``ru_maxrss`` after the fit minus ``ru_maxrss`` with ``X`` built
+    (so the import and ``X`` itself are not counted).
+    """
+    import subprocess
+    import sys
+
+    lines = [
+        f"## Peak extra memory of fit_transform, {n_rows} x 50, 20 % missing",
+        "",
+        "One fresh process per estimator; ru_maxrss before and after the fit. "
+        "Shared, heavily loaded 2-core machine: wall times are upper bounds.",
+        "",
+        "| estimator | call | extra MB | extra / X | wall s | CPU s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        call = MEMORY_CASES[name]
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEMORY_CHILD, str(n_rows), call],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode:
+            lines.append(f"| {name} | `{call}` | failed: {proc.stderr[-200:]} | | | |")
+            print(lines[-1], flush=True)
+            continue
+        nbytes, base, peak, wall, cpu = map(float, proc.stdout.split()[-5:])
+        extra = peak - base
+        lines.append(
+            f"| {name} | `{call}` | {extra / 2**20:.0f} | {extra / nbytes:.1f}x "
+            f"| {wall:.0f} | {cpu:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=None,
+        metavar="N_ROWS",
+        help="instead: peak extra memory of DeepMF, AIR-Net and DMF on N_ROWS x 50",
+    )
+    parser.add_argument(
+        "--memory-methods", nargs="*", default=list(MEMORY_CASES), metavar="NAME"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.memory:
+        text = memory(args.memory, args.memory_methods)
+        print(text)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"deep_memory_{args.memory}.md").write_text(text)
+        return
     if args.quick:
         sizes, depths, max_iter, shrinkages = [2000, 5000], [2, 3], 4000, [0.3, 1.0]
     else:

@@ -1,4 +1,4 @@
-"""MLPImputer benchmarks: the seed's small-matrix experiment, tabular sets, scale.
+"""MLPImputer benchmarks: Alkady's small-matrix experiment, tabular sets, scale.
 
 Run ``python benchmarks/bench_mlp.py`` (``--quick`` for a small run, ``--part``
 to run one part, which replaces only its own section of the results file).
@@ -6,17 +6,17 @@ Writes ``benchmarks/results/mlp.md`` (all tables),
 ``benchmarks/results/mlp_seed.png`` (predicted vs true masked entries) and
 prints the tables.
 
-Part 1, seed 000 (Alkady): random n x n matrices A = U Vᵀ, U, V ~ N(0, 1),
-rank r, m entries masked (m at most the seed's bound n² - 2nr + r²). Every
+Part 1, Alkady's experiment: random n x n matrices A = U Vᵀ, U, V ~ N(0, 1),
+rank r, m entries masked (m at most the paper's bound n² - 2nr + r²). Every
 matrix, flattened, is one sample. Methods:
 
-* seed net: the seed's recipe in plain torch (two hidden ReLU layers, Adam
+* paper net: the paper's recipe in plain torch (two hidden ReLU layers, Adam
   lr 1e-3, batch 64, a 90/10 split of the training matrices, one fixed mask
   per training matrix), supervised on the true masked entries;
 * MLPImputer (full train): fitted on the same training matrices, fully
   observed and flattened (n² columns), hiding random entries at every batch
   (``mask_fraction = m / n²``), then ``transform`` of the masked test
-  matrices: the same information as the seed net, only the masks are redrawn;
+  matrices: the same information as the paper net, only the masks are redrawn;
 * MLPImputer (observed only): ``fit_transform`` of training and test
   matrices that all have m masked entries: the ground truth of a masked
   entry is never seen, by any matrix;
@@ -70,7 +70,7 @@ def make_matrices(n_mats, n, r, m, rng):
 
 
 def seed_net(A_train, masked_train, A_test, masked_test, width, max_epochs, seed):
-    """The seed's network: flattened matrix + mask in, whole matrix out."""
+    """The paper's network: flattened matrix + mask in, whole matrix out."""
     torch.manual_seed(seed)
     d = A_train.shape[1]
     net = torch.nn.Sequential(
@@ -148,13 +148,13 @@ def part_seed(quick):
         width = max(64, 8 * n * n)  # the seed: O(n²) neurons
         preds, info = {}, {}
         t = time.perf_counter()
-        preds["seed net"], ep = seed_net(A_tr, h_tr, A_te, h_te, width, max_epochs, 0)
-        info["seed net"] = (time.perf_counter() - t, ep)
+        preds["paper net"], ep = seed_net(A_tr, h_tr, A_te, h_te, width, max_epochs, 0)
+        info["paper net"] = (time.perf_counter() - t, ep)
         common = dict(
             hidden_layer_sizes=(width, width),
             mask_fraction=m / n**2,
             max_iter=max_epochs,
-            n_iter_no_change=max_epochs,  # same budget as the seed net
+            n_iter_no_change=max_epochs,  # same budget as the paper net
             device="cpu",
             random_state=0,
         )
@@ -210,12 +210,12 @@ def part_seed(quick):
             scatter.append((f"{n}x{n}, r={r}, m={m}", name, truth, P[h_te], sigma))
     bound = "; ".join(f"{n}x{n} r={r}: {(n - r) ** 2}" for n, r, _ in cases)
     lines = [
-        "## Part 1: seed 000's experiment (n x n, rank r, m masked entries)",
+        "## Part 1: Alkady's experiment (n x n, rank r, m masked entries)",
         "",
         f"Training matrices: {n_train}, test matrices: {n_test}, at most "
         f"{max_epochs} epochs, hidden width max(64, 8 n²). Bound n²-2nr+r² = "
         f"{bound}. σ = √r is the std of an entry; 'within 1σ' is the share of "
-        "masked entries predicted within √r of the truth (the seed's 68 % "
+        "masked entries predicted within √r of the truth (the paper's 68 % "
         "figure); 'predict 0' shows that share for the prior mean.",
         "",
         "| case | method | RMSE | RMSE / √r | within 1σ | median abs err |"
@@ -232,7 +232,7 @@ def part_seed(quick):
     lines += [
         "",
         "All three networks get the same epoch budget and keep their best epoch "
-        "on held-out data (the seed net: 10 % of the training matrices; "
+        "on held-out data (the paper net: 10 % of the training matrices; "
         "MLPImputer: 10 % of the observed entries). 'full train' is fitted on "
         "the fully observed training matrices and completes the test matrices "
         "with `transform`; 'observed only' never sees a masked entry of any "

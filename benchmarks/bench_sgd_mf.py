@@ -1,4 +1,4 @@
-"""SGDMFImputer benchmarks: seed 001's 3 x 3 matrix and seed 004's 2000 x 2000 case.
+"""SGDMFImputer benchmarks: Teoh's 3 x 3 matrix and the 2000 x 2000 lecture case.
 
 Run ``python benchmarks/bench_sgd_mf.py`` (``--quick`` for a small run,
 ``--part seed001|seed004|memory`` for one part). Writes
@@ -6,15 +6,15 @@ Run ``python benchmarks/bench_sgd_mf.py`` (``--quick`` for a small run,
 ``benchmarks/results/sgd_mf.png`` (relative error vs sampling rate), and
 prints the tables.
 
-Part 1, seed 001 (Teoh, COMP6248): the 3 x 3 matrix A factorised at rank 2,
+Part 1, Teoh (COMP6248): the 3 x 3 matrix A factorised at rank 2,
 fully observed (squared reconstruction loss against the truncated SVD's
-Eckart–Young optimum 0.12191 and the seed's SGD result 0.12197) and with
+Eckart–Young optimum 0.12191 and the notes' SGD result 0.12197) and with
 A[1, 0] and A[2, 1] hidden (loss on the observed entries; loss on the full
-matrix beside the seed's 1.448). Settings: the plain ``U Vᵀ`` model of the
+matrix beside the notes' 1.448). Settings: the plain ``U Vᵀ`` model of the
 seed (``biases=False, scaling="none", alpha=0``), with and without the
 penalty path (``alpha_init="auto"`` / None), three random seeds.
 
-Part 2, seed 004 (matrix-completion lecture slides): a 2000 x 2000 rank-8
+Part 2, matrix-completion lecture slides: a 2000 x 2000 rank-8
 matrix ``U Vᵀ`` (U, V ~ N(0, 1)), entries observed independently with
 probability 0.5 %–2 %; time and relative error ``‖X̂ − X‖_F / ‖X‖_F`` on the
 missing entries. The oversampling ratio ``ρ = observed / (r (2n − r))``
@@ -59,7 +59,7 @@ A = np.array(
         [2.9407, 0.5301, 2.2620],
     ]
 )
-#: the plain U Vᵀ model of seed 001.
+#: the plain U Vᵀ model of Teoh's notes.
 PLAIN = dict(alpha=0.0, biases=False, scaling="none", early_stopping=False, tol=0.0)
 #: settings for exact recovery in part 2 (stated in the table).
 EXACT = dict(
@@ -117,9 +117,9 @@ def part_seed001(quick):
         "A[1,0] / A[2,1] (true 3.336 / 0.530)",
     ]
     text = (
-        "## Seed 001: rank-2 factorisation of the 3 x 3 matrix\n\n"
-        f"Truncated SVD (Eckart–Young optimum): {s[2] ** 2:.5f}; seed's SGD: "
-        "0.12197; seed's masked run: full-matrix loss 1.448 "
+        "## Teoh's example: rank-2 factorisation of the 3 x 3 matrix\n\n"
+        f"Truncated SVD (Eckart–Young optimum): {s[2] ** 2:.5f}; the notes' SGD: "
+        "0.12197; the notes' masked run: full-matrix loss 1.448 "
         "(A[1,0] = 2.180, A[2,1] = 0.864). Plain model: "
         "`biases=False, scaling='none', alpha=0, rank=2`.\n\n"
         + table(header, rows)
@@ -212,7 +212,7 @@ def part_seed004(quick):
             print(" | ".join(str(c) for c in rows[-1]), flush=True)
     header = ["observed", "ρ", "method", "rel. error (missing)", "time (s)", "n_iter"]
     text = (
-        f"## Seed 004: {n} x {n}, rank {rank}, random sampling\n\n"
+        f"## Lecture example: {n} x {n}, rank {rank}, random sampling\n\n"
         "*exact-recovery settings: "
         + ", ".join(f"`{k}={v!r}`" for k, v in EXACT.items() if k != "max_iter")
         + f", `max_iter={1000 if quick else EXACT['max_iter']}`"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -41,7 +42,6 @@ sys.path.insert(0, str(DOCS))
 import torch  # noqa: E402
 
 import sklearn_mc  # noqa: E402
-from sklearn_mc._base import BaseMatrixImputer  # noqa: E402
 
 # The gallery's fits are small: one torch thread is as fast as several, and
 # on a busy or shared machine several threads are many times slower.
@@ -59,14 +59,28 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",
+    "matplotlib.sphinxext.plot_directive",
 ]
+# The user guide's figures (``.. plot::``, scripts in docs/_figures/).
+plot_formats = [("png", 110)]
+plot_html_show_formats = False
+plot_html_show_source_link = False
+plot_include_source = False
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_autogen", "_api_*.rst", "Thumbs.db", ".DS_Store"]
+exclude_patterns = [
+    "_build",
+    "_autogen",
+    "_figures",
+    "_api_*.rst",
+    "Thumbs.db",
+    ".DS_Store",
+]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 default_role = "literal"
@@ -83,7 +97,7 @@ autosummary_generate = sorted(
     }
     | {
         f"_api_{m}.rst"
-        for m in ("estimators", "datasets", "metrics", "model_selection")
+        for m in ("estimators", "datasets", "metrics", "model_selection", "ratings")
     }
 )
 autodoc_default_options = {"members": True, "inherited-members": True}
@@ -93,6 +107,20 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
 numpydoc_xref_param_type = False
+
+# Links to scikit-learn, NumPy, SciPy, pandas and torch, from inventories
+# written here from the installed packages: the build downloads nothing, so
+# it works offline and ``-W`` cannot fail on an unreachable server.
+from _inventories import write_inventories  # noqa: E402
+
+intersphinx_mapping = write_inventories(DOCS / "_autogen" / "inventories")
+intersphinx_disabled_reftypes = ["std:doc"]
+
+# Math is typeset by a copy of MathJax shipped with the
+# ``sphinx-mathjax-offline`` package (a ``docs`` extra), so formulas render
+# without a CDN; without the package, MathJax comes from its CDN.
+if importlib.util.find_spec("sphinx-mathjax-offline") is not None:
+    extensions.append("sphinx-mathjax-offline")
 
 # The benchmark pages are Markdown written by scripts: their heading levels
 # are not ours to police.
@@ -106,11 +134,30 @@ html_static_path = ["_static"]
 html_css_files = ["custom.css"]
 html_theme_options = {
     "navbar_end": ["theme-switcher", "navbar-icon-links"],
+    # Every top-level page in the navbar, none folded under "More".
+    "header_links_before_dropdown": 9,
+    # the search as an icon, so that links, search and theme switch fit one line
+    "navbar_persistent": ["search-button"],
+    "navbar_align": "left",
     "show_toc_level": 2,
     "navigation_with_keys": False,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
+}
+# Top-level pages have no section navigation: no left sidebar, so their text
+# gets the page's width instead of a column beside an empty box.
+html_sidebars = {
+    page: []
+    for page in (
+        "index",
+        "getting_started",
+        "user_guide",
+        "contract",
+        "model_selection",
+        "command_line",
+        "api",
+    )
 }
 html_show_sourcelink = True
 html_last_updated_fmt = ""
@@ -119,16 +166,9 @@ html_last_updated_fmt = ""
 # -- code-driven content -------------------------------------------------------
 def exported_imputers() -> list[str]:
     """Names of the imputer classes sklearn_mc exports, in the CLI's order."""
-    from sklearn_mc.cli import METHODS
+    from sklearn_mc._registry import all_imputers
 
-    names = [
-        n
-        for n in sklearn_mc.__all__
-        if inspect.isclass(getattr(sklearn_mc, n))
-        and issubclass(getattr(sklearn_mc, n), BaseMatrixImputer)
-    ]
-    order = [c for c in METHODS.values() if c in names]
-    return order + sorted(set(names) - set(order))
+    return [cls.__name__ for _, cls in all_imputers()]
 
 
 def write_api_list() -> None:
@@ -146,10 +186,14 @@ def write_api_list() -> None:
     if not exported_imputers():
         text = "No imputer is exported yet.\n"
     _write_if_changed(DOCS / "_api_estimators.rst", text)
-    for module in ("datasets", "metrics", "model_selection"):
+    for module in ("datasets", "metrics", "model_selection", "ratings"):
         mod = importlib.import_module(f"sklearn_mc.{module}")
         names = sorted(getattr(mod, "__all__", []))
         body = [
+            # the module's target (for :mod: references); the automodule
+            # below shows its docstring without registering its members twice
+            f".. py:module:: sklearn_mc.{module}",
+            "",
             f".. automodule:: sklearn_mc.{module}",
             "   :no-members:",
             "   :no-index:",
@@ -178,7 +222,7 @@ def examples_to_skip() -> list[str]:
     return skip
 
 
-def _stamp(meta_path: Path, md_path: Path) -> str:
+def _stamp(meta_path: Path, md_path: Path, body: str = "") -> str:
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
@@ -198,6 +242,8 @@ def _stamp(meta_path: Path, md_path: Path) -> str:
         when = f"file dated {mtime:%Y-%m-%d %H:%M} UTC"
     else:
         when = f"last committed {when}"
+    if re.search(r"\bmachine\b", body, re.IGNORECASE):
+        return f"Result {when}; the machine and settings are stated below."
     return (
         f"Result {when}; machine and versions were not recorded (regenerate "
         "with `python docs/update_benchmarks.py`)."
@@ -233,36 +279,135 @@ def _git_date(path: Path) -> str | None:
     return out.stdout.strip()
 
 
+# What each figure written by a benchmark script shows (the script's docstring
+# says the same); a figure not listed here is still shown, without a caption.
+_FIGURE_CAPTIONS = {
+    "air_net.png": "The observed image and each method's completion, one row "
+    "per mask (the layout of the AIR-Net paper's Fig. 4). Click for full size.",
+    "air_net_curve.png": "NMAE against iteration for AIR-Net and for deep "
+    "matrix factorisation without early stopping (the layout of the paper's "
+    "Fig. 3).",
+    "deep_mf.png": "Error of the completion against the number of observed entries.",
+    "dmf.png": "Held-out RMSE by area, as in the first table; a method "
+    "without a bar in an area cannot complete it.",
+    "mlp_seed.png": "Predicted against true values of the masked entries.",
+    "sgd_mf.png": "Relative error of the completion against the sampling rate.",
+}
+
+# Benchmark results of one topic share a page: ``knn.md`` and
+# ``knn_quick.md`` are one page with two sections, ``ratings_100k.md`` and
+# ``ratings_1m.md`` another.
+_VARIANT = re.compile(r"_(quick|full|small|large|\d+[kmg]?)$", re.IGNORECASE)
+
+
+# Result files whose name does not start with their topic (the script that
+# writes them).
+_TOPIC_OF = {"deep_memory": "deep_mf"}
+
+
+def _topic(stem: str) -> str:
+    topic = _VARIANT.sub("", stem)
+    return _TOPIC_OF.get(topic, topic)
+
+
+def _split_title(body: str, default: str) -> tuple[str, str]:
+    first = re.match(r"\s*#{1,3}\s+(.+)", body)
+    if first:
+        return first.group(1).strip(), body[first.end() :]
+    return default, body
+
+
+def _bench_title(topic: str, head: str) -> str:
+    """One title pattern: "<class> benchmarks" for a method's topic."""
+    from sklearn_mc._registry import METHODS
+
+    for method in METHODS:
+        if topic == method.name.replace("-", "_"):
+            return f"{method.class_name} benchmarks"
+    return head
+
+
 def write_benchmark_pages() -> None:
     """Copy ``benchmarks/results/*.md`` (and their images) into the docs.
 
-    Each page gets a title and a provenance line; the Markdown itself is
-    shown as the benchmark script wrote it, its headings one level down.
+    One page per topic: the results of a topic's variants (``knn_quick.md``
+    next to ``knn.md``) are sections of one page. Each page gets a title, a
+    provenance line per result, and the figures of its topic
+    (``<topic>*.png``) that its Markdown does not show already; the
+    Markdown itself is shown as the benchmark script wrote it, its headings
+    moved down.
     """
     src = ROOT / "benchmarks" / "results"
     dst = DOCS / "bench_results"
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir()
-    pages = []
-    for md in sorted(src.glob("*.md")) if src.is_dir() else []:
-        body = md.read_text(encoding="utf-8")
-        title = f"Benchmark: {md.stem}"
-        first = re.match(r"\s*#\s+(.+)", body)
-        if first:
-            title, body = first.group(1).strip(), body[first.end() :]
-        body = _demote_headings(body)
-        stamp = _stamp(md.with_suffix(".meta.json"), md)
-        text = (
-            f"# {title}\n\n*{stamp}*\n\n*Source: `benchmarks/results/{md.name}`.*\n\n"
-            f"{body.strip()}\n"
+    results = sorted(src.glob("*.md")) if src.is_dir() else []
+    images = (
+        sorted(
+            p
+            for p in src.iterdir()
+            if p.suffix.lower() in {".png", ".svg", ".jpg", ".jpeg", ".gif"}
         )
-        (dst / md.name).write_text(text, encoding="utf-8")
-        pages.append(md.stem)
-    if src.is_dir():
-        for image in src.iterdir():
-            if image.suffix.lower() in {".png", ".svg", ".jpg", ".jpeg", ".gif"}:
-                shutil.copy2(image, dst / image.name)
+        if src.is_dir()
+        else []
+    )
+    for image in images:
+        shutil.copy2(image, dst / image.name)
+    topics: dict[str, list[Path]] = {}
+    for md in results:
+        topics.setdefault(_topic(md.stem), []).append(md)
+    pages = []
+    for topic, mds in sorted(topics.items()):
+        # the plain ``<topic>.md`` first, then the variants by name
+        mds.sort(key=lambda p: (p.stem != topic, p.stem))
+        sections, shown = [], set()
+        title = None
+        for k, md in enumerate(mds):
+            body = md.read_text(encoding="utf-8")
+            shown |= set(re.findall(r"\]\(([^)]+)\)", body))
+            head, body = _split_title(body, f"Benchmark: {md.stem}")
+            stamp = _stamp(md.with_suffix(".meta.json"), md, body)
+            provenance = f"*{stamp}*\n\n*Source: `benchmarks/results/{md.name}`.*\n\n"
+            if k == 0:
+                sections_head = head
+                title = _bench_title(topic, head)
+                if title != head:
+                    provenance = f"**{head}**\n\n" + provenance
+                sections.append(provenance + _demote_headings(body, 1).strip())
+            else:
+                variant = (
+                    md.stem[len(topic) :].strip("_")
+                    if md.stem.startswith(topic)
+                    else md.stem
+                )
+                if head == sections_head or variant.lower() in ("quick", "full"):
+                    head = f"{variant.capitalize()} run: {head}"
+                sections.append(
+                    f"## {head}\n\n" + provenance + _demote_headings(body, 2).strip()
+                )
+        figures = [
+            p.name
+            for p in images
+            if (p.stem == topic or p.stem.startswith(topic + "_"))
+            and p.name not in shown
+        ]
+        if figures:
+            block = ["## Figures", ""]
+            for name in figures:
+                block += [
+                    f"```{{figure}} {name}",
+                    ":width: 100%",
+                    f":alt: {name}",
+                    "",
+                    _FIGURE_CAPTIONS.get(name, f"`{name}`, written by the script."),
+                    "```",
+                    "",
+                ]
+            sections.insert(1, "\n".join(block))
+        text = f"# {title}\n\n" + "\n\n".join(sections).strip() + "\n"
+        (dst / f"{topic}.md").write_text(text, encoding="utf-8")
+        pages.append(topic)
     out = DOCS / "_autogen"
     out.mkdir(exist_ok=True)
     if pages:
@@ -274,13 +419,26 @@ def write_benchmark_pages() -> None:
     _write_if_changed(out / "benchmarks_toc.rst.inc", toc)
 
 
-def _demote_headings(markdown: str) -> str:
-    out, fenced = [], False
-    for line in markdown.splitlines():
+def _demote_headings(markdown: str, levels: int = 1) -> str:
+    """Move every heading down so that the shallowest is at ``levels + 1``."""
+    lines = markdown.splitlines()
+    depths, fenced = [], False
+    for line in lines:
         if line.lstrip().startswith("```"):
             fenced = not fenced
-        if not fenced and re.match(r"#{1,5}\s", line):
-            line = "#" + line
+        m = re.match(r"(#{1,6})\s", line)
+        if not fenced and m:
+            depths.append(len(m.group(1)))
+    shift = levels + 1 - min(depths) if depths else 0
+    out, fenced = [], False
+    for line in lines:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        m = re.match(r"(#{1,6})\s", line)
+        if not fenced and m:
+            line = (
+                "#" * min(6, max(1, len(m.group(1)) + shift)) + line[len(m.group(1)) :]
+            )
         out.append(line)
     return "\n".join(out)
 
@@ -311,7 +469,7 @@ def write_cli_help() -> None:
 
 def write_methods_toc() -> None:
     """The toctree of ``methods/*.rst``, in the order of the user guide."""
-    from sklearn_mc.cli import METHODS
+    from sklearn_mc._registry import METHODS
 
     pages = sorted(
         p.stem
@@ -322,7 +480,7 @@ def write_methods_toc() -> None:
     def rank(stem: str) -> tuple[int, str]:
         key = stem.lstrip("_").replace("-", "_").lower()
         for k, method in enumerate(METHODS):
-            if key == method.replace("-", "_"):
+            if key == method.name.replace("-", "_"):
                 return k, stem
         return len(METHODS), stem
 

@@ -25,13 +25,15 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import MissingValues, StrOptions
+from sklearn.impute import MissingIndicator
+from sklearn.utils._param_validation import Interval, MissingValues, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names_in,
     check_is_fitted,
     validate_data,
 )
 
+from . import _sparse_path
 from ._torch import fit_context, resolve_device, seed_from
 
 #: fraction of the observed entries that :meth:`BaseMatrixImputer.score` hides.
@@ -48,18 +50,47 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     extend ``_parameter_constraints`` and implement ``_fit`` / ``_transform``.
     The class attribute ``_scaling`` picks the scaling the method works in:
     ``"none"``, ``"standard"`` (per column: observed mean 0, std 1) or
-    ``"minmax"`` (one affine map of the observed range onto [-1, 1]).
+    ``"minmax"`` (one affine map of the observed range onto [-1, 1]) or
+    ``"magnitude"`` (no shift; every column divided by one power of two near
+    the largest ``|value|``: exact, for methods whose parameters do not
+    depend on the data's units). Every kind is scale-free: see
+    :func:`_fit_scaling`.
     """
 
     _parameter_constraints: dict = {
         "missing_values": [MissingValues(numeric_only=True)],
         "keep_empty_features": ["boolean"],
+        "add_indicator": ["boolean"],
+        "min_value": [
+            None,
+            Interval(numbers.Real, None, None, closed="both"),
+            "array-like",
+        ],
+        "max_value": [
+            None,
+            Interval(numbers.Real, None, None, closed="both"),
+            "array-like",
+        ],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
     _scaling = "none"
+
+    # --- sparse hooks (see _sparse_path.py): a method that sets
+    # _supports_sparse = True implements _fit_entries / _predict_entries.
+    _supports_sparse = False
+
+    def _fit_entries(self, entries) -> None:
+        """Learn from scaled :class:`~sklearn_mc._observed.ObservedEntries`."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _predict_entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Scaled model values at (row, valid column) pairs of the training data."""
+        raise NotImplementedError  # pragma: no cover
+
+    # --- end sparse hooks
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -78,6 +109,10 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             Data with missing entries marked by ``missing_values``.
+            For imputers that accept sparse input, also a scipy.sparse
+            matrix or array: stored entries are observed (an explicit 0 is a
+            value of 0), absent entries are missing; this differs from
+            scikit-learn's imputers (see the user guide, "Rating data").
         y : None
             Ignored; present for API consistency.
 
@@ -86,6 +121,9 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted imputer.
         """
+        if _sparse_path.is_sparse(X):  # sparse hook
+            _sparse_path.fit_sparse(self, X)
+            return self
         self._fit_validated(X)
         return self
 
@@ -96,6 +134,10 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             Data with missing entries marked by ``missing_values``.
+            For imputers that accept sparse input, also a scipy.sparse
+            matrix or array: stored entries are observed (an explicit 0 is a
+            value of 0), absent entries are missing; this differs from
+            scikit-learn's imputers (see the user guide, "Rating data").
         y : None
             Ignored; present for API consistency.
         **fit_params : dict
@@ -106,31 +148,46 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         X_completed : ndarray of shape (n_samples, n_features_out)
             ``X`` with every missing entry filled and observed entries unchanged.
         """
-        X, mask, completion = self._fit_validated(X)
+        if _sparse_path.is_sparse(X):  # sparse hook
+            return _sparse_path.fit_transform_sparse(self, X)
+        X, mask, completion, out_dtype = self._fit_validated(X)
         if completion is None:
             completion = self._run_transform(X, mask)
-        return self._finish(X, mask, completion)
+        out = self._finish(X, mask, completion, keep_valid_only=True)
+        return self._assemble(out, mask, None, out_dtype)
 
     def transform(self, X):
         """Complete the rows of ``X`` by the method's inductive rule.
 
         Rows are completed independently: row ``i`` of the output depends
-        only on row ``i`` of ``X``.
+        only on row ``i`` of ``X``. Batched linear algebra may round a row
+        differently depending on the rows computed with it, so the same row
+        in another batch agrees to within ``1e-12`` times the data's
+        magnitude (a few units in the last place), not always bit for bit;
+        the observed entries are always returned bit for bit.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Rows to complete, seen during ``fit`` or new.
+            For imputers that accept sparse input, also a scipy.sparse
+            matrix or array: stored entries are observed (an explicit 0 is a
+            value of 0), absent entries are missing; this differs from
+            scikit-learn's imputers (see the user guide, "Rating data").
 
         Returns
         -------
         X_completed : ndarray of shape (n_samples, n_features_out)
             ``X`` with every missing entry filled and observed entries unchanged.
         """
+        if _sparse_path.is_sparse(X):  # sparse hook
+            return _sparse_path.transform_sparse(self, X)
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)[:, self._valid_mask]
+        X_all, out_dtype = self._validate(X, reset=False)
+        X = X_all[:, self._valid_mask]
         mask = ~np.isnan(X)
-        return self._finish(X, mask, self._run_transform(X, mask))
+        out = self._finish(X, mask, self._run_transform(X, mask), keep_valid_only=True)
+        return self._assemble(out, mask, X_all, out_dtype)
 
     def score(self, X, y=None) -> float:
         """Minus the RMSE on a fixed, seeded tenth of the observed entries.
@@ -144,6 +201,10 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             Data with missing entries; some observed entries must exist.
+            For imputers that accept sparse input, also a scipy.sparse
+            matrix or array: stored entries are observed (an explicit 0 is a
+            value of 0), absent entries are missing; this differs from
+            scikit-learn's imputers (see the user guide, "Rating data").
         y : None
             Ignored; present for API consistency.
 
@@ -155,6 +216,8 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         from .metrics import rmse
         from .model_selection import hide_entries
 
+        if _sparse_path.is_sparse(X):  # sparse hook
+            return _sparse_path.score_sparse(self, X)
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)[:, self._valid_mask]
         X_hidden, hidden = hide_entries(
@@ -170,6 +233,30 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         )
         return -rmse(X, completed, hidden)
 
+    def predict_entries(self, rows, cols) -> np.ndarray:
+        """Completed values at given (row, column) pairs of the training matrix.
+
+        Nothing of shape ``(n_samples, n_features)`` is built: memory grows
+        with the number of pairs asked for. Observed pairs return their
+        observed value, as :meth:`fit_transform` does. Available for the
+        imputers that accept sparse input (``_supports_sparse``), after a
+        sparse or dense fit. Pairs in a column that had no observed entry at
+        fit (a cold-start item) get the mean of all observed training values.
+
+        Parameters
+        ----------
+        rows : array-like of int, shape (n_pairs,)
+            Row indices in ``[0, n_samples)`` of the training matrix.
+        cols : array-like of int, shape (n_pairs,)
+            Column indices in ``[0, n_features_in_)``.
+
+        Returns
+        -------
+        values : ndarray of float64, shape (n_pairs,)
+            The completion at each pair, in the units of ``X``.
+        """
+        return _sparse_path.predict_entries(self, rows, cols)
+
     def get_feature_names_out(self, input_features=None):
         """Names of the output features.
 
@@ -183,17 +270,22 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         feature_names_out : ndarray of str objects
             The input names, without the all-missing columns of the training
-            data unless ``keep_empty_features=True``.
+            data unless ``keep_empty_features=True``; with
+            ``add_indicator=True`` followed by the indicator's names
+            (``missingindicator_<name>``), as in :mod:`sklearn.impute`.
         """
         check_is_fitted(self, "n_features_in_")
         names = _check_feature_names_in(self, input_features)
-        if self.keep_empty_features:
-            return names
-        return names[self._valid_mask]
+        out = names if self.keep_empty_features else names[self._valid_mask]
+        indicator = getattr(self, "indicator_", None)
+        if indicator is not None:
+            out = np.concatenate([out, indicator.get_feature_names_out(names)])
+        return out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
+        tags.input_tags.allow_nan = _is_nan_marker(self.missing_values)
+        tags.input_tags.sparse = self._supports_sparse  # sparse hook
         return tags
 
     def __getstate__(self):
@@ -212,15 +304,25 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         return resolve_device(self.device)
 
     def _validate_input(self, X, *, reset: bool) -> np.ndarray:
-        nan_marker = _is_nan(self.missing_values)
+        """Validated float64 copy of ``X`` with NaN at the missing entries."""
+        return self._validate(X, reset=reset)[0]
+
+    def _validate(self, X, *, reset: bool) -> tuple[np.ndarray, np.dtype]:
+        """Validated float64 copy of ``X`` (NaN = missing) and the output dtype.
+
+        The output dtype is float32 for float32 input and float64 for every
+        other input, as in scikit-learn's imputers; the arithmetic is float64.
+        """
+        nan_marker = _is_nan_marker(self.missing_values)
+        X = _pandas_na_to_nan(X)
         try:
             X = validate_data(
                 self,
                 X,
                 reset=reset,
-                dtype=np.float64,
+                dtype=[np.float64, np.float32],
                 ensure_all_finite="allow-nan" if nan_marker else True,
-                copy=True,
+                copy=False,
             )
         except ValueError as exc:
             if "could not convert" in str(exc) or "convert string" in str(exc):
@@ -229,73 +331,364 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
                     "need numeric input: encode or drop categorical columns first."
                 ) from exc
             raise
-        if not nan_marker:
-            X[X == self.missing_values] = np.nan
-        return X
+        except TypeError as exc:
+            if "argument must be" in str(exc) or "NAType" in str(exc):
+                raise TypeError(
+                    f"X contains entries that are not numbers ({exc}). sklearn_mc "
+                    "imputers need numeric input (NaN, None or pandas.NA mark "
+                    "missing entries): encode or drop such columns first."
+                ) from exc
+            raise
+        out_dtype = X.dtype
+        missing = None if nan_marker else X == self.missing_values
+        X = np.array(X, dtype=np.float64, copy=True)
+        if missing is not None:
+            X[missing] = np.nan
+        return X, out_dtype
 
     def _fit_validated(self, X):
-        """Validate, set the shared fitted state and run the method's ``_fit``."""
+        """Validate, set the shared fitted state and run the method's ``_fit``.
+
+        Returns the valid columns of ``X`` (unscaled, NaN = missing), their
+        mask, the method's completion (scaled, or None) and the output dtype.
+        """
         self._validate_params()
-        X = self._validate_input(X, reset=True)
+        X, out_dtype = self._validate(X, reset=True)
         mask = ~np.isnan(X)
         if not mask.any():
             raise ValueError(
                 "All entries of X are missing: there is nothing to learn from."
             )
+        self._min_value, self._max_value = _check_limits(self, X.shape[1])
+        self.indicator_ = None
+        if getattr(self, "add_indicator", False):
+            # Markers are NaN by now: the indicator reads NaN as missing.
+            self.indicator_ = MissingIndicator(
+                missing_values=np.nan, error_on_new=False
+            ).fit(X)
         self._valid_mask = mask.any(axis=0)
         X, mask = X[:, self._valid_mask], mask[:, self._valid_mask]
+        _sparse_path.remember_entries(self, X)  # sparse hook
+        _check_raw_units(self, X, mask)
         self._scale_shift, self._scale_factor = _fit_scaling(X, mask, self._scaling)
         device = self._device
+        # Scale before fit_context: it flushes denormals, which would zero
+        # (or turn into NaN) data and factors of magnitude below ~2.2e-308.
+        scaled = self._scale(X)
         with fit_context(seed_from(self.random_state), device):
-            completion = self._fit(self._scale(X), mask)
-        return X, mask, completion
+            completion = self._fit(scaled, mask)
+        return X, mask, completion, out_dtype
 
     def _run_transform(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return self._transform(self._scale(X), mask)
 
     def _scale(self, X: np.ndarray) -> np.ndarray:
-        return (X - self._scale_shift) / self._scale_factor
+        return _apply_scaling(X, self._scale_shift, self._scale_factor)
 
     def _finish(self, X, mask, completion, keep_valid_only: bool = False):
-        """Unscale, put observed entries back, guarantee finiteness, add empties."""
-        out = np.asarray(completion, dtype=np.float64) * self._scale_factor
-        out += self._scale_shift
+        """Unscale, put observed entries back, guarantee finiteness.
+
+        Returns the valid columns (float64). With ``keep_valid_only=False``
+        the columns that were empty at fit are added as zeros when
+        ``keep_empty_features=True``; the public methods pass ``True`` and
+        let :meth:`_assemble` add them (with the observed values of new data).
+        """
+        completion = np.asarray(completion, dtype=np.float64)
+        out = _unscale(completion, self._scale_shift, self._scale_factor)
         out[mask] = X[mask]
         if not np.isfinite(out).all():
-            raise RuntimeError(
-                f"{type(self).__name__} produced non-finite values for missing "
-                "entries (the optimisation diverged); try a smaller learning rate "
-                "or stronger regularisation."
-            )
+            raise self._non_finite_error(X, mask, completion)
         if keep_valid_only or self._valid_mask.all() or not self.keep_empty_features:
             return out
         full = np.zeros((out.shape[0], self.n_features_in_))
         full[:, self._valid_mask] = out
         return full
 
+    def _non_finite_error(self, X, mask, completion) -> Exception:
+        """The error for a completion with non-finite values, naming the cause."""
+        name = type(self).__name__
+        observed = X[mask]
+        top = float(np.abs(observed).max()) if observed.size else 0.0
+        if np.isfinite(completion[~mask]).all():
+            return ValueError(
+                f"{name}: the completion exceeds the float64 range (about "
+                f"1.8e308); the observed values reach |x| = {top:.3g}. Rescale X "
+                "(for example divide it by a power of ten) before imputing."
+            )
+        if "learning_rate" in self.get_params():
+            return RuntimeError(
+                f"{name} produced non-finite values for missing entries (the "
+                "optimisation diverged); try a smaller learning_rate or stronger "
+                "regularisation."
+            )
+        hint = ""
+        if getattr(self, "scaling", None) == "none":
+            hint = (
+                "; with scaling='none' the method computes in the units of X, "
+                "scaling='standard' does not"
+            )
+        return RuntimeError(
+            f"{name} produced non-finite values for missing entries: a numerical "
+            f"failure on data whose observed values reach |x| = {top:.3g}{hint}."
+        )
+
+    def _assemble(self, out, mask, X_all, out_dtype):
+        """The public output from the completed valid columns ``out``.
+
+        Clips the imputed entries to ``[min_value, max_value]``, adds the
+        columns empty at fit (``keep_empty_features=True``: their missing
+        entries are 0, clipped; their observed entries in ``X_all`` are kept,
+        as :class:`sklearn.impute.SimpleImputer` does) and the missing
+        indicator (``add_indicator=True``), then casts to ``out_dtype``.
+        ``X_all`` is the validated input over all columns, or None at
+        ``fit_transform`` (where the empty columns have no observed entry).
+        """
+        valid = self._valid_mask
+        lo = getattr(self, "_min_value", None)
+        hi = getattr(self, "_max_value", None)
+        bounded = lo is not None and (np.isfinite(lo).any() or np.isfinite(hi).any())
+        if bounded:
+            out = np.where(mask, out, np.clip(out, lo[valid], hi[valid]))
+        if self.keep_empty_features and not valid.all():
+            empty = ~valid
+            fill = np.zeros(int(empty.sum()))
+            if bounded:
+                fill = np.clip(fill, lo[empty], hi[empty])
+            full = np.empty((out.shape[0], self.n_features_in_))
+            full[:, valid] = out
+            if X_all is None:
+                full[:, empty] = fill
+            else:
+                X_empty = X_all[:, empty]
+                full[:, empty] = np.where(np.isnan(X_empty), fill, X_empty)
+            out = full
+        indicator = getattr(self, "indicator_", None)
+        if indicator is not None:
+            out = np.hstack([out, self._indicator_block(mask, X_all)])
+        if out.dtype != out_dtype:
+            out = out.astype(out_dtype)
+            if not np.isfinite(out).all():
+                raise ValueError(
+                    f"{type(self).__name__}: an imputed value exceeds the range of "
+                    f"{out_dtype} (the input's dtype); pass X as float64."
+                )
+        return out
+
+    def _indicator_block(self, mask, X_all) -> np.ndarray:
+        """The missing indicator's columns (``indicator_.features_``), as floats."""
+        features = self.indicator_.features_
+        if X_all is not None:
+            return np.isnan(X_all[:, features]).astype(np.float64)
+        # fit_transform: empty columns are missing everywhere
+        valid = self._valid_mask
+        position = np.cumsum(valid) - 1
+        block = np.ones((mask.shape[0], features.size))
+        seen = valid[features]
+        block[:, seen] = ~mask[:, position[features[seen]]]
+        return block
+
 
 def _is_nan(value) -> bool:
     return isinstance(value, numbers.Real) and np.isnan(value)
 
 
+def _is_pandas_na(value) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and value is pd.NA
+
+
+def _is_nan_marker(value) -> bool:
+    """Whether ``missing_values`` means NaN (``np.nan`` or ``pandas.NA``).
+
+    pandas turns ``pd.NA`` into NaN when a nullable column becomes a float
+    array, so ``missing_values=pd.NA`` marks the same entries as ``np.nan``,
+    as in :mod:`sklearn.impute`.
+    """
+    return bool(_is_nan(value) or _is_pandas_na(value))
+
+
+def _pandas_na_to_nan(X):
+    """Replace ``pd.NA`` (and ``None``) by NaN in object-dtype pandas/NumPy input.
+
+    Nullable dtypes (``Int64``, ``Float64``, ...) convert by themselves; an
+    object column holding ``pd.NA`` does not, and NumPy cannot make a float
+    of ``pd.NA``.
+    """
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return X
+    if isinstance(X, pd.DataFrame):
+        if any(dtype.kind == "O" for dtype in X.dtypes):
+            return X.astype(object).where(X.notna(), np.nan)
+        return X
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        return np.where(pd.isna(X), np.nan, X)
+    return X
+
+
+def _check_limits(est, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """``min_value`` / ``max_value`` as arrays of shape ``(n_features,)``.
+
+    A scalar applies to every column, an array gives one bound per column (of
+    the input, empty ones included), None means unbounded, and every
+    ``min_value`` must be below its ``max_value``: the rules of
+    :class:`sklearn.impute.IterativeImputer`.
+    """
+    limits = []
+    for name, default in (("min_value", -np.inf), ("max_value", np.inf)):
+        value = getattr(est, name, default)
+        value = default if value is None else value
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a number or array of numbers.") from exc
+        if arr.ndim == 0:
+            arr = np.full(n_features, float(arr))
+        elif arr.shape != (n_features,):
+            raise ValueError(
+                f"'{name}' should be of shape ({n_features},) when an array-like "
+                f"is provided. Got {arr.shape}, instead."
+            )
+        if np.isnan(arr).any():
+            raise ValueError(f"{name} must not contain NaN.")
+        limits.append(arr)
+    lo, hi = limits
+    if not (lo < hi).all():
+        bad = np.flatnonzero(~(lo < hi)).tolist()
+        raise ValueError(
+            "One (or more) features have min_value >= max_value. (features "
+            f"{bad}; as in IterativeImputer, min_value must be below max_value)"
+        )
+    return lo, hi
+
+
+#: largest ``|value|`` that ``scaling="none"`` (arithmetic in the units of X)
+#: accepts: sums of squares of such values stay far from the float64 limit.
+RAW_UNITS_MAX = 1e150
+
+
+def _check_raw_units(est, X: np.ndarray, mask: np.ndarray) -> None:
+    """Refuse data too large for a fit the user asked to run in raw units."""
+    if est._scaling != "none" or getattr(est, "scaling", None) != "none":
+        return
+    top = float(np.abs(X[mask]).max())
+    if top > RAW_UNITS_MAX:
+        raise ValueError(
+            f"{type(est).__name__}(scaling='none') computes in the units of X, "
+            f"and X has values up to |x| = {top:.3g}, whose squares overflow "
+            f"float64 (the limit is {RAW_UNITS_MAX:g}). Use scaling='standard' "
+            "(scale-free) or rescale X."
+        )
+
+
+#: a column whose observed std is at most this share of its largest |value|
+#: is constant: it is only shifted (by its mean), not divided by its std.
+CONSTANT_RTOL = 1e-12
+
+
+def _pow2_floor(a) -> np.ndarray:
+    """The largest power of two ``<= |a|``, elementwise (1 where ``a`` is 0).
+
+    Dividing by a power of two is exact in floating point, so the scaling
+    below changes no bit of the arithmetic it protects from over- and
+    underflow.
+    """
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    ok = (a > 0) & np.isfinite(a)
+    _, exponent = np.frexp(np.where(ok, a, 1.0))
+    return np.where(ok, np.ldexp(1.0, exponent - 1), 1.0)
+
+
+def _apply_scaling(X: np.ndarray, shift: np.ndarray, factor: np.ndarray):
+    """``(X - shift) / factor``, computed in units of ``factor``'s power of two.
+
+    Bit for bit the plain formula, except that ``X - shift`` cannot overflow
+    for values near the float64 limit.
+    """
+    unit = _pow2_floor(factor)
+    return (X / unit - shift / unit) / (factor / unit)
+
+
+def _unscale(Z: np.ndarray, shift: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``Z * factor + shift`` (the inverse of :func:`_apply_scaling`), overflow-safe."""
+    unit = _pow2_floor(factor)
+    with np.errstate(over="ignore"):  # the caller raises a clear error
+        out = Z * (factor / unit)
+        out += shift / unit
+        out *= unit
+    return out
+
+
 def _fit_scaling(X: np.ndarray, mask: np.ndarray, kind: str):
-    """Shift and factor (broadcastable to X) that put X in the method's scale."""
+    """Shift and factor (broadcastable to X) that put X in the method's scale.
+
+    Scale-free: the statistics of a column are computed after dividing it by
+    the power of two nearest below its largest ``|value|`` (exact), so data of
+    any magnitude float64 holds give the same scaled matrix, bit for bit when
+    the magnitudes differ by a power of two; and a column counts as constant
+    when its std is below :data:`CONSTANT_RTOL` times its own largest
+    ``|value|`` (it is then divided by that power of two instead of its std).
+    """
     n_features = X.shape[1]
     if kind == "none":
         return np.zeros(n_features), np.ones(n_features)
     if kind == "standard":
         counts = mask.sum(axis=0)
-        values = np.where(mask, X, 0.0)
-        mean = values.sum(axis=0) / counts
-        var = (np.where(mask, X - mean, 0.0) ** 2).sum(axis=0) / counts
+        top = np.where(mask, np.abs(X), 0.0).max(axis=0)
+        unit = np.where(top > 0, _pow2_floor(top), _pow2_floor(top.max()))
+        scaled = np.where(mask, X / unit, 0.0)
+        mean = scaled.sum(axis=0) / counts
+        var = (np.where(mask, scaled - mean, 0.0) ** 2).sum(axis=0) / counts
         std = np.sqrt(var)
-        std[~(std > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0
-        return mean, std
+        std[~(std > CONSTANT_RTOL * top / unit)] = 1.0
+        return mean * unit, std * unit
     if kind == "minmax":
-        lo, hi = np.nanmin(X), np.nanmax(X)
-        half_range = (hi - lo) / 2 if hi > lo else 1.0
-        return np.full(n_features, (hi + lo) / 2), np.full(n_features, half_range)
+        return _minmax(np.nanmin(X), np.nanmax(X), n_features)
+    if kind == "magnitude":
+        return _magnitude(np.nanmax(np.abs(X)), n_features)
+    raise ValueError(f"unknown scaling {kind!r}")  # pragma: no cover
+
+
+def _magnitude(top: float, n_features: int):
+    """No shift; one power of two near the largest ``|value|`` for every column."""
+    return np.zeros(n_features), np.full(n_features, float(_pow2_floor(top)))
+
+
+def _minmax(lo: float, hi: float, n_features: int):
+    """One affine map of ``[lo, hi]`` onto ``[-1, 1]`` (overflow-safe)."""
+    if hi > lo:
+        center, half = lo / 2 + hi / 2, hi / 2 - lo / 2
+    else:
+        center, half = lo, float(_pow2_floor(lo))
+    return np.full(n_features, center), np.full(n_features, half)
+
+
+def scaling_from_entries(values: np.ndarray, cols: np.ndarray, n_cols: int, kind: str):
+    """:func:`_fit_scaling` from observed entries ``(cols, values)`` only.
+
+    The same scale-free rule for the sparse path (per-column sums by
+    ``bincount``, so the last bits may differ from the dense path's sums).
+    Every column must have at least one entry.
+    """
+    if kind == "none":
+        return np.zeros(n_cols), np.ones(n_cols)
+    values = np.asarray(values, dtype=np.float64)
+    if kind == "standard":
+        counts = np.bincount(cols, minlength=n_cols)
+        top = np.zeros(n_cols)
+        np.maximum.at(top, cols, np.abs(values))
+        unit = np.where(top > 0, _pow2_floor(top), _pow2_floor(top.max()))
+        scaled = values / unit[cols]
+        mean = np.bincount(cols, scaled, minlength=n_cols) / counts
+        var = np.bincount(cols, (scaled - mean[cols]) ** 2, minlength=n_cols) / counts
+        std = np.sqrt(var)
+        std[~(std > CONSTANT_RTOL * top / unit)] = 1.0
+        return mean * unit, std * unit
+    if kind == "minmax":
+        return _minmax(float(values.min()), float(values.max()), n_cols)
+    if kind == "magnitude":
+        return _magnitude(float(np.abs(values).max()), n_cols)
     raise ValueError(f"unknown scaling {kind!r}")  # pragma: no cover
 
 

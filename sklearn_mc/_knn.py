@@ -8,8 +8,10 @@ import numbers
 import numpy as np
 import sklearn
 import torch
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from . import _knn_rows as _rows
 from ._base import BaseMatrixImputer
 from ._optim import progress
 from ._torch import compute_dtype, to_numpy, to_tensor
@@ -30,12 +32,25 @@ class KNNImputer(BaseMatrixImputer):
     :class:`sklearn.impute.KNNImputer`: a missing entry ``(i, j)`` gets the
     mean of column ``j`` over the ``n_neighbors`` training rows nearest to row
     ``i`` among those that observe ``j``. Distances are nan-euclidean,
-    ``sqrt(n_features / n_common * sum((x - y)²))`` over the coordinates both
-    rows observe, undefined when they share none. Donors at an undefined
+    ``sqrt(sum((x - y)²) / n_common * n_features)`` over the coordinates both
+    rows observe (``n_features`` counts the columns empty at fit, as in
+    scikit-learn), undefined when they share none. Donors at an undefined
     distance rank last and count for nothing; a row with no donor at a defined
-    distance gets the column's observed mean. With matching settings the
-    output equals scikit-learn's to rounding error, in ``fit_transform`` and
-    in ``transform`` of new rows.
+    distance gets the column's observed mean. Among donors tied at the
+    ``k``-th distance the choice is scikit-learn's (see Notes).
+
+    A row's completion depends only on that row and the training data, bit
+    for bit, whatever the rows transformed with it and the chunking. With
+    matching settings the output equals scikit-learn's (to the rounding of
+    the final mean) on every input whose sums of squares scikit-learn
+    computes exactly: integers, and multiples of a common power of two, up
+    to ``4 n_features (max |x| / 2^e)² <= 2^52`` — which is where ties are
+    exact. On other data (decimals, continuous values) scikit-learn's
+    Gram-form distances carry rounding error (relative ``~1e-16 |x|² / d²``),
+    which can decide near-ties and, with ``1/d`` weights, moves its output
+    at the ``1e-9`` level; its answer then also changes with the rows it
+    transforms together. Here distances are computed in difference form,
+    accurate to ``n_features`` roundings.
 
     With ``axis="features"`` the neighbours are columns: the training columns
     are standardised (observed mean 0, standard deviation 1), the
@@ -57,15 +72,34 @@ class KNNImputer(BaseMatrixImputer):
     axis : {"samples", "features"}, default="samples"
         Whether the neighbours are rows (scikit-learn's KNNImputer) or
         columns.
+    max_donors : int or None, default=None
+        Approximate mode for large tables (``axis="samples"``): only this
+        many training rows, drawn at random with ``random_state`` (plus the
+        first row observing any column none of them observes), serve as
+        donors; every training row is still completed. Time and memory then
+        grow with ``n_rows × max_donors`` instead of ``n_rows²``. None: every
+        training row is a donor (the exact method).
     missing_values : float, default=np.nan
         Marker of the missing entries.
     keep_empty_features : bool, default=False
         Keep all-missing columns in the output (filled with 0) instead of
         dropping them, like scikit-learn's imputers.
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
+        column for each column with missing entries at fit), as
+        scikit-learn's imputers do; its names are in
+        ``get_feature_names_out()``.
+    min_value : float or array-like of shape (n_features,), default=-np.inf
+        Lower bound of the imputed values (observed entries are never
+        changed); an array gives one bound per column, as in
+        :class:`~sklearn.impute.IterativeImputer`.
+    max_value : float or array-like of shape (n_features,), default=np.inf
+        Upper bound of the imputed values.
     device : str, default="auto"
         Torch device: "auto", "cpu", "cuda", "cuda:N" or "mps".
     random_state : int, RandomState instance or None, default=None
-        Unused (the method is deterministic); kept for the shared API.
+        Seed of the donor subsample when ``max_donors`` is set; otherwise
+        unused (the method is deterministic).
     verbose : int, default=0
         Show a progress bar over the chunks of rows.
 
@@ -87,37 +121,57 @@ class KNNImputer(BaseMatrixImputer):
     **How the neighbours are found.** With ``axis="samples"`` one of two
     exact searches runs, picked by a cost model from the training mask:
 
+    *Distances.* A pair's sum of squares is ``Σ (x_f - y_f)²`` over the
+    common coordinates, added one coordinate at a time in increasing ``f``
+    in float64, then ``sqrt(S / n_common * n_features)`` as scikit-learn
+    does: a function of the pair alone. For rows on an exact grid (above)
+    the Gram form ``Σx² + Σy² - 2Σxy`` (a matrix product) is used where it
+    is cheaper; it is then exact, so the value is the same.
+
     *Candidates* (the usual choice; dense or moderately sparse data). The
     distances of a chunk of rows to all training rows are computed in
     float32 (half the cost of float64) as certified lower bounds (a
     rounding-error bound is subtracted). The ``m`` rows with the smallest
     bounds are the candidates, ``m ≈ 1.5 n_neighbors / (observed fraction) +
-    8``; their distances are recomputed exactly in float64 and each missing
-    entry takes its ``k`` nearest donors among them. An entry is accepted
-    only when its ``k``-th donor is provably nearer than every non-candidate
-    (or all possible donors are candidates); the rare others go through the
-    donor search below, so the result never depends on float32.
+    8``; their distances are computed as above and each missing entry takes
+    its ``k`` nearest donors among them. An entry is accepted only when its
+    ``k``-th donor is provably nearer than every non-candidate (or all
+    possible donors are candidates) and is not tied with the next donor of
+    a different value; the others go through the donor search below, so the
+    result never depends on float32.
 
     *Donors* (very sparse data such as ratings, where columns have few
-    donors). Exact float64 distances of a chunk to all training rows, then
-    for each missing entry a top-k over its column's donors, batched over
-    columns with similar donor counts.
+    donors). Distances of a chunk to all training rows, then for each
+    missing entry a top-k over its column's donors, batched over columns
+    with similar donor counts.
 
-    **Memory.** Rows are completed in chunks of ``chunk_rows`` rows, the
-    largest with ``chunk_rows × (2 n_train + 4 m n_features) × 8 bytes ≤
-    working_memory`` (candidates) or ``chunk_rows × (2 n_train + g) × 8 bytes
-    ≤ working_memory`` (donors; ``g = 2 Σ_j d_j (1 - d_j / n_train)`` with
-    ``d_j`` the donors of column ``j``, i.e. about twice the donors a typical
-    row's missing entries look at), where ``working_memory`` is
-    ``sklearn.get_config()["working_memory"]`` MiB (1024 by default). In
-    particular ``chunk_rows × n_train × 8 bytes ≤ working_memory``, and the
-    peak temporary memory is within a small constant factor of
-    ``working_memory``. With ``axis="features"``, ``chunk_rows × 4
-    n_features × 8 bytes ≤ working_memory``. Time is dominated by the
-    distance products, ``O(n_rows × n_train × n_features)``.
+    *Ties.* scikit-learn keeps the donors ``np.argpartition`` puts first in
+    the row of distances to the column's donors (in increasing row order);
+    among equal distances that is neither the first nor the last by position
+    but a deterministic function of the whole row. An entry whose ``k``-th
+    and ``(k+1)``-th donors are at the same distance with different values
+    is therefore resolved by calling ``np.argpartition`` on that same row
+    (same values, same order, NaN where undefined); if the tied donors share
+    one value any choice gives the same mean, and the first ones by position
+    are used. The mean adds the chosen donors in increasing row order.
 
-    Ties between equally distant donors are broken arbitrarily, as in
-    scikit-learn.
+    **Memory.** Besides copies of X (the validated input, the output, the
+    rows' values) and of the training data (values, mask, and the float32
+    bound factors, ``3 n_features + 1`` per donor row), rows are completed
+    in chunks: candidates, ``chunk_rows`` the largest with ``chunk_rows ×
+    (2 n_train + 4 m n_features) × 8 bytes ≤ min(working_memory, 16 MiB
+    per row block)``; donors, ``chunk_rows × (5 n_train + g) × 8 bytes ≤
+    min(working_memory, max(64 MiB, 2 × training data))`` (``g = 2 Σ_j d_j
+    (1 - d_j / n_train)`` with ``d_j`` the donors of column ``j``), where
+    ``working_memory`` is ``sklearn.get_config()["working_memory"]`` MiB.
+    The peak extra memory of ``fit_transform`` is thus at most about ``10 ×``
+    the size of X for large dense tables (measured: 6.7 × X on 100,000 × 50
+    with ``max_donors=10_000``, ``benchmarks/bench_knn.py --large``). With
+    ``axis="features"``, ``chunk_rows × 4 n_features × 8 bytes ≤
+    working_memory``. Time is dominated by the distance products,
+    ``O(n_rows × n_train × n_features)``; on 100,000 × 50 the exact method
+    needs about 12 minutes, ``max_donors=10_000`` took 256 s of CPU time on
+    2 threads of a heavily shared machine.
 
     Examples
     --------
@@ -131,14 +185,20 @@ class KNNImputer(BaseMatrixImputer):
            [8. , 8. , 7. ]])
     """
 
+    _cli_name = "knn"
+    _summary = "nan-euclidean k nearest neighbours (no model, any table)"
+
     _parameter_constraints: dict = {
         **BaseMatrixImputer._parameter_constraints,
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "weights": [StrOptions({"uniform", "distance"})],
         "axis": [StrOptions({"samples", "features"})],
+        "max_donors": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
-    _scaling = "none"
+    # Distances are scale-free, but their squares under- or overflow far from
+    # 1: the base divides X by one power of two (exact), see _fit_scaling.
+    _scaling = "magnitude"
 
     # Private knobs for tests: force small chunks, few candidates or one of
     # the two neighbour searches ("candidates" or "donors").
@@ -152,8 +212,12 @@ class KNNImputer(BaseMatrixImputer):
         n_neighbors=5,
         weights="uniform",
         axis="samples",
+        max_donors=None,
         missing_values=np.nan,
         keep_empty_features=False,
+        add_indicator=False,
+        min_value=-np.inf,
+        max_value=np.inf,
         device="auto",
         random_state=None,
         verbose=0,
@@ -161,16 +225,18 @@ class KNNImputer(BaseMatrixImputer):
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.axis = axis
+        self.max_donors = max_donors
         self.missing_values = missing_values
         self.keep_empty_features = keep_empty_features
+        self.add_indicator = add_indicator
+        self.min_value = min_value
+        self.max_value = max_value
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X, mask):
-        self._fit_X = X
-        self._mask_fit_X = mask
         counts = mask.sum(axis=0)
         self._col_mean = np.where(mask, X, 0.0).sum(axis=0) / counts
         if self.axis == "features":
@@ -179,6 +245,16 @@ class KNNImputer(BaseMatrixImputer):
             std[~(std > 1e-12 * np.maximum(1.0, np.abs(self._col_mean)))] = 1.0
             self._col_std = std
             self._col_ratio = self._column_ratios(centred / std, mask)
+        self._donor_rows = None
+        if self.axis == "samples" and (
+            self.max_donors is not None and self.max_donors < X.shape[0]
+        ):
+            keep = _subsample_donors(mask, self.max_donors, self.random_state)
+            X, mask = X[keep], mask[keep]
+            self._donor_rows = keep
+        self._fit_X = X
+        self._mask_fit_X = mask
+        self._grid = _rows.grid(X[mask])
         self.n_iter_ = 1
         # Completing the training rows is transform's rule: a row is never
         # its own donor for a column it lacks, exactly as in scikit-learn.
@@ -215,64 +291,89 @@ class KNNImputer(BaseMatrixImputer):
         fit_X, fit_mask = self._fit_X, self._mask_fit_X
         n_train, n_features = fit_X.shape
         k = self.n_neighbors
-
-        # Centring and one global scale change no nan-euclidean ranking (both
-        # rows shift by the same column offsets) but keep float32 bounded.
-        B = np.where(fit_mask, fit_X - self._col_mean, 0.0)
-        A_all = np.where(mask[rows], X[rows] - self._col_mean, 0.0)
-        peak = max(np.abs(B).max(), np.abs(A_all).max())
-        scale = 1.0 / peak if peak > 0 else 1.0
-        A_all *= scale
-        train = _Train(B * scale, fit_mask, fit_X, self._col_mean, device, dtype)
+        p = self.n_features_in_  # scikit-learn's factor counts empty columns
+        train = _rows.Train(fit_X, fit_mask, self._col_mean, self._grid, device, dtype)
+        A_all = np.where(mask[rows], X[rows], 0.0)
+        exact_np = _rows.rows_on_grid(A_all, mask[rows], self._grid, n_features)
 
         n_cand = self._n_candidates
         if n_cand is None:
-            n_cand = math.ceil(1.5 * k / fit_mask.mean()) + _EXTRA_CANDIDATES
+            n_cand = math.ceil(1.5 * k / fit_mask.mean()) + _rows.EXTRA_CANDIDATES
         n_cand = max(1, min(n_cand, n_train))
-        search = self._search or _pick_search(fit_mask, n_cand)
+        search = self._search or _pick_search(fit_mask, n_cand, exact_np.mean())
 
         bar = progress(len(rows), self.verbose, "KNNImputer")
         if search == "candidates":
-            bounds = _LowerBounds(train.B, train.mB_f)
+            # The float32 bounds see centred values scaled by a power of two
+            # (exact); they only pick candidates, never a distance.
+            B_c = np.where(fit_mask, fit_X - self._col_mean, 0.0)
+            peak = np.abs(B_c).max()
+            for start in range(0, len(rows), 4096):
+                idx = rows[start : start + 4096]
+                A_c = np.where(mask[idx], X[idx] - self._col_mean, 0.0)
+                peak = max(peak, np.abs(A_c).max())
+            shift = math.ceil(math.log2(peak)) if peak > 0 else 0
+            inv_scale2 = 2.0 ** (2 * shift) if 2 * shift < 1020 else math.inf
+            np.ldexp(B_c, -shift, out=B_c)
+            bounds = _rows.LowerBounds(to_tensor(B_c, device, dtype), train.mB)
+            del B_c
             chunk = self._chunk_rows or min(
                 _chunk_size(2 * n_train + 4 * n_cand * n_features, len(rows)),
                 max(16, _CACHE_BYTES // (8 * (n_train + n_cand * n_features))),
             )
             pending_pos, pending_cols = [], []
             for start in range(0, len(rows), chunk):
-                idx = rows[start : start + chunk]
-                A = to_tensor(A_all[start : start + chunk], device, dtype)
-                mA = to_tensor(mask[idx], device)
-                ei, ej, est, todo = _impute_candidates(
-                    A, mA, train, bounds, n_cand, k, self.weights
+                sl = slice(start, start + chunk)
+                idx = rows[sl]
+                A_c = np.where(mask[idx], X[idx] - self._col_mean, 0.0)
+                ei, ej, est, todo = _rows.impute_candidates(
+                    to_tensor(A_all[sl], device, dtype),
+                    to_tensor(mask[idx], device),
+                    to_tensor(np.ldexp(A_c, -shift), device, dtype),
+                    train,
+                    bounds,
+                    inv_scale2,
+                    n_cand,
+                    k,
+                    self.weights,
+                    p,
                 )
                 ei, ej, todo = to_numpy(ei), to_numpy(ej), to_numpy(todo)
                 out[idx[ei], ej] = to_numpy(est)
                 pending_pos.append(start + ei[todo])
                 pending_cols.append(ej[todo])
                 bar.update(len(idx))
+            del bounds
             pos, cols = np.concatenate(pending_pos), np.concatenate(pending_cols)
         else:
             pos, cols = np.nonzero(~mask[rows])
         # The remaining entries (all of them when searching donors directly,
-        # the few uncertified ones otherwise): exact distances to every
+        # the uncertified and tied ones otherwise): distances to every
         # training row, chunked by rows.
-        chunk = self._chunk_rows or _chunk_size(
-            2 * n_train + train.gather_per_row, len(rows)
+        # Temporaries of this search stay within a few times X's size too.
+        budget = min(
+            sklearn.get_config()["working_memory"] * 2**20,
+            max(2**26, 2 * fit_X.nbytes),
         )
+        chunk = self._chunk_rows or _chunk_size(
+            5 * n_train + train.gather_per_row, len(rows), budget
+        )
+        exact = to_tensor(exact_np, device)
         for start in range(0, len(rows), chunk):
             lo, hi = np.searchsorted(pos, [start, start + chunk])
             if hi > lo:
                 block = np.unique(pos[lo:hi])
                 local = np.searchsorted(block, pos[lo:hi])
-                est = _impute_exact(
+                est = _rows.impute_exact(
                     to_tensor(A_all[block], device, dtype),
                     to_tensor(mask[rows[block]], device),
+                    exact[torch.as_tensor(block, device=device)],
                     train,
                     torch.as_tensor(local, device=device),
                     torch.as_tensor(cols[lo:hi], device=device),
                     k,
                     self.weights,
+                    p,
                 )
                 out[rows[pos[lo:hi]], cols[lo:hi]] = to_numpy(est)
             if search != "candidates":
@@ -314,55 +415,22 @@ class KNNImputer(BaseMatrixImputer):
 
 
 # ---------------------------------------------------------------- helpers
-def _chunk_size(values_per_row: int, n_rows: int) -> int:
+def _chunk_size(values_per_row: int, n_rows: int, budget: int | None = None) -> int:
     """Rows per chunk so that ``rows × values_per_row`` float64 fit in memory."""
-    budget = sklearn.get_config()["working_memory"] * 2**20
+    if budget is None:
+        budget = sklearn.get_config()["working_memory"] * 2**20
     return int(max(1, min(n_rows, budget // (8 * max(values_per_row, 1)))))
 
 
-class _Train:
-    """Training rows on the device, plus each column's donors in buckets.
-
-    ``B``: scaled, centred values (0 where missing); ``mB``: mask; ``values``:
-    raw values (0 where missing). Columns are grouped by their number of
-    donors ``d`` (buckets ``2^(b-1) < d <= 2^b``); a bucket's table lists
-    each column's donor rows, padded with ``n_train``, so that donor searches
-    run per bucket rather than per column, with at most 2x padding.
-    """
-
-    def __init__(self, B, fit_mask, fit_X, col_mean, device, dtype):
-        n_train, n_features = fit_mask.shape
-        self.B = to_tensor(B, device, dtype)
-        self.mB = to_tensor(fit_mask, device)
-        self.mB_f = self.mB.to(dtype)
-        self.values = to_tensor(np.where(fit_mask, fit_X, 0.0), device, dtype)
-        self.col_mean = to_tensor(col_mean, device, dtype)
-        n_donors = fit_mask.sum(0)
-        self.n_donors = to_tensor(n_donors, device)
-        # Expected padded donors over a row's missing entries (memory bound).
-        self.gather_per_row = int(2 * (n_donors * (1 - n_donors / n_train)).sum())
-        bucket = np.ceil(np.log2(n_donors)).astype(np.int64)
-        slot = np.zeros(n_features, dtype=np.int64)
-        self.tables = []
-        for b in np.unique(bucket):
-            cols = np.flatnonzero(bucket == b)
-            slot[cols] = np.arange(len(cols))
-            col, row = np.nonzero(fit_mask[:, cols].T)
-            first = np.concatenate([[0], np.cumsum(n_donors[cols])[:-1]])
-            table = np.full((len(cols), n_donors[cols].max()), n_train)
-            table[col, np.arange(len(col)) - first[col]] = row
-            self.tables.append(to_tensor(table, device))
-        self.bucket = to_tensor(np.searchsorted(np.unique(bucket), bucket), device)
-        self.slot = to_tensor(slot, device)
-
-
-def _pick_search(fit_mask, n_cand):
+def _pick_search(fit_mask, n_cand, exact_fraction=1.0):
     """``"candidates"`` or ``"donors"``, whichever the cost model says is faster.
 
     Per receiver row, in rough CPU nanoseconds: the candidate search costs a
     float32 product over ``4 n_features`` per training row plus work per
     candidate and per (missing entry, candidate); the direct donor search a
-    float64 product plus work per (missing entry, donor).
+    float64 product (rows whose Gram sums are exact, ``exact_fraction``) or
+    a sum per common coordinate (the others), plus work per (missing entry,
+    donor).
     """
     n_train, n_features = fit_mask.shape
     observed = fit_mask.mean()
@@ -373,8 +441,25 @@ def _pick_search(fit_mask, n_cand):
         + 9 * n_cand * observed * n_features
         + 12 * n_cand * (1 - observed) * n_features
     )
-    donors = product / 25 + 4 * (n_donors * (1 - n_donors / n_train)).sum()
+    distance = exact_fraction * product / 25 + (1 - exact_fraction) * 4 * (
+        n_train * n_features * observed
+    )
+    donors = distance + 4 * (n_donors * (1 - n_donors / n_train)).sum()
     return "candidates" if candidates <= donors else "donors"
+
+
+def _subsample_donors(mask, max_donors, random_state):
+    """Sorted indices of ``max_donors`` random rows, plus a donor per column.
+
+    Each column that none of the drawn rows observes gets its first observed
+    row, so that every column keeps a donor.
+    """
+    rng = check_random_state(random_state)
+    keep = np.zeros(mask.shape[0], dtype=bool)
+    keep[rng.choice(mask.shape[0], max_donors, replace=False)] = True
+    lacking = ~mask[keep].any(axis=0)
+    keep[mask[:, lacking].argmax(axis=0)] = True
+    return np.flatnonzero(keep)
 
 
 def _exact_ratios(A, mA, B, mB):
@@ -388,153 +473,6 @@ def _exact_ratios(A, mA, B, mB):
     d2.clamp_(min=0)
     common = mA @ mB.T
     return torch.where(common > 0, d2 / common, torch.inf)
-
-
-class _LowerBounds:
-    """Float32 lower bounds of the exact nan-euclidean ratios, for ranking.
-
-    For inputs rounded to float32 and any summation order, a length-K dot
-    product errs by at most ``γ_K Σ|x y|`` with ``γ_K = K u / (1 - K u)``
-    (Higham, Accuracy and Stability of Numerical Algorithms, 3.1). Here
-    ``Σ|x y| ≤ 2 (‖a‖² + ‖b‖²)``, so ``err · (‖a‖² + ‖b‖²)`` with
-    ``err = 4 γ`` is subtracted (folded into the product for ``‖b‖²``); the
-    values are at most 1 in magnitude (global scale), so underflow costs at
-    most ``K · 2⁻¹²⁶`` per pair. The final subtraction and division round
-    by at most ``2u`` relatively, which :meth:`threshold` accounts for.
-    """
-
-    def __init__(self, B, mB):
-        n_features = B.shape[1]
-        self.dtype = torch.float32
-        K = 3 * n_features + 3
-        u = 2.0**-24
-        # Reduced-precision float32 products (TF32, bf16) or huge widths would
-        # void or blunt the bound: use the exact dtype then.
-        if (
-            torch.get_float32_matmul_precision() != "highest"
-            or (B.is_cuda and torch.backends.cuda.matmul.allow_tf32)
-            or K * u > 1e-2
-            or B.dtype == torch.float32
-        ):
-            self.dtype = B.dtype
-            u = float(torch.finfo(B.dtype).eps) / 2
-        self.u = u
-        self.err = 4 * K * u / (1 - K * u)
-        self.tiny = K * 2.0**-120
-        b_norm = (B * B).sum(1, keepdim=True)
-        right = torch.cat([mB, B * B, -2 * B, -self.err * b_norm], 1)
-        self.right = right.to(self.dtype).T.contiguous()
-        self.mB = mB.to(self.dtype).T.contiguous()
-
-    def __call__(self, A, mA_f):
-        dt = self.dtype
-        ones = torch.ones_like(A[:, :1])
-        left = torch.cat([A * A, mA_f, A, ones], 1).to(dt)
-        slack = ((A * A).sum(1, keepdim=True) * self.err + self.tiny).to(dt)
-        lower = torch.matmul(left, self.right).sub_(slack)
-        lower.div_(mA_f.to(dt) @ self.mB)
-        # No common coordinate: a negative numerator over 0 gives -inf (never
-        # a finite bound, as slack > 0); such pairs must rank last.
-        return lower.nan_to_num_(neginf=torch.inf)
-
-    def threshold(self, low):
-        """A lower bound of every exact ratio whose float bound is ``>= low``."""
-        return torch.where(low > 0, low * (1 - 8 * self.u), low)
-
-
-def _impute_candidates(A, mA, train, bounds, n_cand, k, weights):
-    """Impute a chunk's missing entries from its candidate neighbours.
-
-    Returns the entries (row in chunk, column), their estimates and which of
-    them could not be certified exact and must be redone.
-    """
-    B, mB = train.B, train.mB
-    n_rows, n_train = A.shape[0], B.shape[0]
-    lower = bounds(A, mA.to(A.dtype))
-    if n_cand < n_train:
-        low, cand = torch.topk(lower, n_cand + 1, dim=1, largest=False)
-        threshold = bounds.threshold(low[:, n_cand]).to(A.dtype)
-        cand = cand[:, :n_cand]
-    else:
-        cand = torch.arange(n_train, device=A.device).expand(n_rows, n_train)
-        threshold = torch.full((n_rows,), torch.inf, dtype=A.dtype, device=A.device)
-    del lower
-
-    ratio = _candidate_ratios(A, mA, B, mB, cand)
-    ratio, order = torch.sort(ratio, dim=1, stable=True)
-    cand = cand.gather(1, order)
-
-    # Per missing entry: the first k candidates that observe its column.
-    ei, ej = torch.nonzero(~mA, as_tuple=True)
-    ratio_e = ratio.index_select(0, ei)
-    flat = (cand.index_select(0, ei) * mB.shape[1]).add_(ej[:, None]).view(-1)
-    eligible = mB.view(-1).index_select(0, flat).view(ratio_e.shape)
-    eligible.logical_and_(torch.isfinite(ratio_e))
-    selected = eligible.logical_and_(eligible.cumsum(1, dtype=torch.int32) <= k)
-    values = train.values.view(-1).index_select(0, flat).view(ratio_e.shape)
-    est = _neighbour_mean(ratio_e, selected, values, weights)
-    found = selected.sum(1)
-    kth = torch.where(selected, ratio_e, -torch.inf).amax(1)
-    thr = threshold.index_select(0, ei)
-    certified = (
-        torch.isinf(thr) | (found == train.n_donors[ej]) | ((found == k) & (kth < thr))
-    )
-    est = torch.where(found > 0, est, train.col_mean[ej])
-    return ei, ej, est, ~certified
-
-
-def _candidate_ratios(A, mA, B, mB, cand):
-    """Exact ratios (difference form) of each row to its candidates.
-
-    Only the coordinates a row observes can be common, so sparse rows gather
-    just those (``width`` of them) instead of all ``n_features``.
-    """
-    n_rows, n_features = A.shape
-    width = int(mA.sum(1).max()) if n_rows else 0
-    if width < n_features // 2:
-        observed = torch.argsort((~mA).to(torch.int8), dim=1, stable=True)
-        observed = observed[:, :width]
-        a = A.gather(1, observed)
-        in_row = mA.gather(1, observed)
-        flat = (cand[:, :, None] * n_features + observed[:, None, :]).view(-1)
-        shape = (n_rows, cand.shape[1], width)
-        common = mB.view(-1).index_select(0, flat).view(shape)
-        diff = B.view(-1).index_select(0, flat).view(shape)
-    else:
-        a, in_row, flat = A, mA, cand.reshape(-1)
-        common = mB.index_select(0, flat).view(n_rows, -1, n_features)
-        diff = B.index_select(0, flat).view(common.shape)
-    common.logical_and_(in_row[:, None, :])
-    diff.sub_(a[:, None, :]).masked_fill_(~common, 0.0)
-    n_common = common.sum(2)
-    ratio = diff.square_().sum(2).div_(n_common)
-    return ratio.masked_fill_(n_common == 0, torch.inf)
-
-
-def _impute_exact(A, mA, train, ei, ej, k, weights):
-    """Entries ``(ei, ej)`` from exact distances to every training row."""
-    rows, local = torch.unique(ei, return_inverse=True)
-    ratio = _exact_ratios(A[rows], mA[rows].to(A.dtype), train.B, train.mB_f)
-    n_train, n_features = train.values.shape
-    # A last column at infinite distance for the padding of donor tables.
-    ratio = torch.nn.functional.pad(ratio, (0, 1), value=torch.inf).view(-1)
-    est = torch.empty(ei.shape, dtype=A.dtype, device=A.device)
-    bucket = train.bucket[ej]
-    for b, table in enumerate(train.tables):
-        entries = torch.nonzero(bucket == b).flatten()
-        if not len(entries):
-            continue
-        col = ej[entries]
-        donors = table.index_select(0, train.slot[col])
-        flat = (donors + local[entries, None] * (n_train + 1)).view(-1)
-        dist = ratio.index_select(0, flat).view(donors.shape)
-        near, where = _smallest(dist, min(k, table.shape[1]))
-        chosen = donors.gather(1, where).clamp_(max=n_train - 1)
-        flat = (chosen * n_features + col[:, None]).view(-1)
-        values = train.values.view(-1).index_select(0, flat).view(chosen.shape)
-        value = _neighbour_mean(near, torch.isfinite(near), values, weights)
-        est[entries] = torch.where(torch.isnan(value), train.col_mean[col], value)
-    return est
 
 
 def _smallest(dist, k):

@@ -1,6 +1,6 @@
 """MLPImputer: a feed-forward network trained to predict entries it cannot see.
 
-Seed 000 (Alkady, "Low-rank matrix completion via deep neural networks")
+Alkady ( "Low-rank matrix completion via deep neural networks")
 trains a two-hidden-layer ReLU network on flattened low-rank matrices with a
 few entries masked; its "going forward" list asks for general shapes and for
 masks that vary between iterations. Here every row of ``X`` is one sample:
@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseMatrixImputer
 from ._optim import train
-from ._torch import compute_dtype, make_generator
+from ._torch import compute_dtype, fit_generator, linear, make_generator
 from .model_selection import split_indices
 
 #: rows per forward pass outside training (validation, transform); bounds the
@@ -54,8 +54,8 @@ class MLPImputer(BaseMatrixImputer):
     hidden_layer_sizes : "auto" or tuple of int, default="auto"
         Widths of the hidden ReLU layers, as in scikit-learn's
         ``MLPRegressor``. ``"auto"`` gives two layers of
-        ``clip(4 * n_features, 64, 1024)`` units (the seed's width grows with
-        the input size; two layers were the seed's finding). An empty tuple
+        ``clip(4 * n_features, 64, 1024)`` units (Alkady's width grows with
+        the input size; two layers were the paper's finding). An empty tuple
         gives a linear model.
     mask_fraction : float in (0, 1), default=0.2
         Probability with which each observed entry is hidden from the input
@@ -85,6 +85,17 @@ class MLPImputer(BaseMatrixImputer):
         The placeholder of missing entries.
     keep_empty_features : bool, default=False
         Keep all-missing columns in the output (filled with 0).
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
+        column for each column with missing entries at fit), as
+        scikit-learn's imputers do; its names are in
+        ``get_feature_names_out()``.
+    min_value : float or array-like of shape (n_features,), default=-np.inf
+        Lower bound of the imputed values (observed entries are never
+        changed); an array gives one bound per column, as in
+        :class:`~sklearn.impute.IterativeImputer`.
+    max_value : float or array-like of shape (n_features,), default=np.inf
+        Upper bound of the imputed values.
     device : str or torch.device, default="auto"
         ``"auto"`` picks CUDA, then MPS, then the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -145,6 +156,9 @@ class MLPImputer(BaseMatrixImputer):
     (2, 8)
     """
 
+    _cli_name = "mlp"
+    _summary = "autoencoder-style MLP, inductive (tables, new rows)"
+
     _parameter_constraints: dict = {
         **BaseMatrixImputer._parameter_constraints,
         "hidden_layer_sizes": [StrOptions({"auto"}), "array-like"],
@@ -174,6 +188,9 @@ class MLPImputer(BaseMatrixImputer):
         n_iter_no_change=30,
         missing_values=np.nan,
         keep_empty_features=False,
+        add_indicator=False,
+        min_value=-np.inf,
+        max_value=np.inf,
         device="auto",
         random_state=None,
         verbose=0,
@@ -189,6 +206,9 @@ class MLPImputer(BaseMatrixImputer):
         self.n_iter_no_change = n_iter_no_change
         self.missing_values = missing_values
         self.keep_empty_features = keep_empty_features
+        self.add_indicator = add_indicator
+        self.min_value = min_value
+        self.max_value = max_value
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -199,12 +219,13 @@ class MLPImputer(BaseMatrixImputer):
         device = self._device
         dtype = TRAIN_DTYPE
         self.hidden_layer_sizes_ = _resolve_widths(self.hidden_layer_sizes, n_features)
-        self.network_ = _build_network(n_features, self.hidden_layer_sizes_).to(
+        # Every random draw comes from the generator the base opened for this fit.
+        gen = fit_generator()
+        self.network_ = _build_network(n_features, self.hidden_layer_sizes_, gen).to(
             device=device, dtype=dtype
         )
-        # Every later random draw derives from the seeded global RNG of the fit.
         split_seed, shuffle_seed, mask_seed = (
-            int(s) for s in torch.randint(2**31 - 1, (3,))
+            int(s) for s in torch.randint(2**31 - 1, (3,), generator=gen)
         )
 
         values = torch.as_tensor(X, dtype=dtype, device=device).nan_to_num_(0.0)
@@ -260,11 +281,7 @@ class MLPImputer(BaseMatrixImputer):
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
-        self.n_iter_ = result.n_iter
-        self.best_iter_ = result.best_iter
-        self.loss_curve_ = result.train_loss
-        self.validation_loss_curve_ = result.validation_loss
-        self.stop_reason_ = result.stop_reason
+        result.export(self)
         return None
 
     def _split_observed(self, mask, seed, device):
@@ -290,8 +307,9 @@ class MLPImputer(BaseMatrixImputer):
     # ----------------------------------------------------------- transform
     def _transform(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         device = self._device
-        # Inference in float64 (where the device has it): a row's output then
-        # does not depend, even in the last bits, on how rows are batched.
+        # Inference in float64 (where the device has it): how rows are batched
+        # then moves a row's output by rounding only (a few ulps, see
+        # docs/contract.rst), not by float32 error.
         dtype = compute_dtype(device)
         net = copy.deepcopy(self.network_).to(device=device, dtype=dtype)
         out = np.empty(X.shape, dtype=np.float64)
@@ -329,11 +347,13 @@ def _resolve_widths(hidden_layer_sizes, n_features: int) -> tuple[int, ...]:
     return widths
 
 
-def _build_network(n_features: int, widths: tuple[int, ...]) -> torch.nn.Sequential:
+def _build_network(
+    n_features: int, widths: tuple[int, ...], generator: torch.Generator
+) -> torch.nn.Sequential:
     layers: list[torch.nn.Module] = []
     width_in = 2 * n_features
     for width in widths:
-        layers += [torch.nn.Linear(width_in, width), torch.nn.ReLU()]
+        layers += [linear(width_in, width, generator), torch.nn.ReLU()]
         width_in = width
-    layers.append(torch.nn.Linear(width_in, n_features))
+    layers.append(linear(width_in, n_features, generator))
     return torch.nn.Sequential(*layers)

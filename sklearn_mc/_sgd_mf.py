@@ -11,8 +11,17 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseMatrixImputer
+from ._observed import ObservedEntries
 from ._optim import DivergenceError, TrainResult, train
-from ._torch import compute_dtype, make_generator, to_numpy, to_tensor
+from ._torch import (
+    compute_dtype,
+    draw_seed,
+    fit_generator,
+    low_rank_svd,
+    make_generator,
+    to_numpy,
+    to_tensor,
+)
 from .model_selection import split_indices
 
 #: batch size of ``batch_size="auto"``: full batch up to this many observed
@@ -29,6 +38,9 @@ _INIT_STD = 1e-2
 #: factors stable, so that the leading direction grows from the first epoch
 #: instead of waiting, neutral, for the penalty to fall.
 _PATH_START = 0.5
+#: ``scaling="auto"`` reads data with at most this many distinct observed
+#: values as ratings on one scale (no per-column standardisation).
+_RATING_LEVELS = 10
 #: residuals below this fraction of the data's magnitude are rounding noise.
 _NEGLIGIBLE = 1e-12
 #: a fit whose final loss exceeds its starting loss by this factor has failed.
@@ -83,8 +95,10 @@ class SGDMFImputer(BaseMatrixImputer):
         of the sparse observed entries. None (or a value below ``alpha``)
         switches the path off: the penalty is ``alpha`` throughout.
     alpha_decay : float in (0, 1], default=0.99
-        Factor by which ``alpha_t - alpha`` shrinks per epoch. Slower paths
-        (closer to 1) need more epochs but recover with fewer observations.
+        Factor by which ``alpha_t - alpha`` shrinks per optimiser step (per
+        epoch in full batch; with ``s`` mini-batches per epoch, by
+        ``alpha_decay**s`` per epoch). Slower paths (closer to 1) need more
+        epochs but recover with fewer observations.
     biases : bool, default=True
         Learn ``mu``, ``b`` and ``c``. Set to False for the plain ``U Vᵀ``
         model (e.g. to compare with a truncated SVD).
@@ -126,17 +140,33 @@ class SGDMFImputer(BaseMatrixImputer):
         epochs at ``alpha_decay=0.99``), because while the penalty is still
         strong the held-out error can rise for a while before the factors
         grow; without the path, every epoch.
-    scaling : {"standard", "minmax", "none"}, default="standard"
+    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
         Scale in which the model is fitted: ``"standard"`` (per column:
         observed mean 0 and standard deviation 1; tables with mixed units),
         ``"minmax"`` (observed range mapped onto [-1, 1]) or ``"none"``.
-        Column scaling preserves the rank; centring is absorbed exactly by
-        the column biases.
+        ``"auto"`` is ``"none"`` when the observed values take at most 10
+        distinct values (a rating scale shared by all columns, where
+        per-column statistics of items with a handful of ratings would only
+        add noise) and ``"standard"`` otherwise; the choice is made from the
+        observed values alone, so dense and sparse input of the same data
+        agree (see ``scaling_``). Column scaling preserves the rank; centring
+        is absorbed exactly by the column biases.
     missing_values : float, default=np.nan
         Marker of the missing entries.
     keep_empty_features : bool, default=False
         Keep all-missing columns in the output (filled with 0) instead of
         dropping them.
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
+        column for each column with missing entries at fit), as
+        scikit-learn's imputers do; its names are in
+        ``get_feature_names_out()``.
+    min_value : float or array-like of shape (n_features,), default=-np.inf
+        Lower bound of the imputed values (observed entries are never
+        changed); an array gives one bound per column, as in
+        :class:`~sklearn.impute.IterativeImputer`.
+    max_value : float or array-like of shape (n_features,), default=np.inf
+        Upper bound of the imputed values.
     device : str, default="auto"
         Torch device: "auto", "cpu", "cuda", "cuda:N" or "mps".
     random_state : int, RandomState instance or None, default=None
@@ -169,6 +199,8 @@ class SGDMFImputer(BaseMatrixImputer):
     learning_rate_ : float
         Step size in use at the end (lower than ``learning_rate`` if the fit
         had to recover from a divergence).
+    scaling_ : str
+        The scaling used (only set with ``scaling="auto"``).
     alpha_ : float
         Penalty of the factors kept (the point of the path early stopping
         chose, or the last one); :meth:`transform` folds rows in with it.
@@ -196,6 +228,17 @@ class SGDMFImputer(BaseMatrixImputer):
     the base class makes to validate and scale it, its mask and the dense
     completion ``fit_transform`` returns (each 800 MB in float64 at
     ``10⁴ × 10⁴``). Time per epoch is ``O(nnz · rank)``.
+
+    Sparse input avoids those: ``fit`` accepts :mod:`scipy.sparse` matrices
+    and arrays, where **stored entries are observed (an explicit 0 is a
+    rating of 0) and absent entries unknown** (scikit-learn's imputers read
+    implicit zeros as zeros instead), and nothing of size ``n_samples ×
+    n_features`` is built; :meth:`predict_entries` and
+    :func:`sklearn_mc.ratings.recommend` give values without densifying.
+    Dense input goes through the same observed entries, so both give the
+    same completion. With mini-batches the penalty path advances once per
+    optimiser step (``alpha_decay`` per step), so large data sets need few
+    epochs.
 
     :meth:`transform` folds each row in: with ``V`` (and ``mu``, ``c``)
     fixed it solves the ridge problem of the objective above restricted to
@@ -225,6 +268,9 @@ class SGDMFImputer(BaseMatrixImputer):
     True
     """
 
+    _cli_name = "sgd-mf"
+    _summary = "matrix factorisation by SGD on observed entries (ratings)"
+
     _parameter_constraints: dict = {
         **BaseMatrixImputer._parameter_constraints,
         "rank": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -249,7 +295,7 @@ class SGDMFImputer(BaseMatrixImputer):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "scaling": [StrOptions({"standard", "minmax", "none"})],
+        "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
     }
 
     def __init__(
@@ -269,9 +315,12 @@ class SGDMFImputer(BaseMatrixImputer):
         early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=10,
-        scaling="standard",
+        scaling="auto",
         missing_values=np.nan,
         keep_empty_features=False,
+        add_indicator=False,
+        min_value=-np.inf,
+        max_value=np.inf,
         device="auto",
         random_state=None,
         verbose=0,
@@ -293,30 +342,57 @@ class SGDMFImputer(BaseMatrixImputer):
         self.scaling = scaling
         self.missing_values = missing_values
         self.keep_empty_features = keep_empty_features
+        self.add_indicator = add_indicator
+        self.min_value = min_value
+        self.max_value = max_value
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
+    _supports_sparse = True
 
     @property
     def _scaling(self) -> str:
         # The base class reads the scaling from here; a parameter rather than a
         # class constant, so that the plain U Vᵀ fit of raw data is available.
-        return self.scaling
+        if self.scaling != "auto":
+            return self.scaling
+        # The base keeps the observed entries before it asks for the scaling.
+        values = self._train_entries.values
+        self.scaling_ = (
+            "none" if np.unique(values).size <= _RATING_LEVELS else "standard"
+        )
+        return self.scaling_
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X, mask):
+        # Dense input takes the sparse path's route: its observed entries
+        # (row-major, as from a sparse matrix), so both give the same fit.
+        self._fit_entries(ObservedEntries.from_dense(X))
+        with torch.no_grad():
+            completion = torch.addmm(self._c + self._mu, self._U, self._V.T)
+            completion += self._b[:, None]
+        return to_numpy(completion)
+
+    def _predict_entries(self, rows, cols):
+        U, V = self.row_factors_, self.components_
+        pred = np.einsum("ij,ji->i", U[rows], V[:, cols])
+        pred += self.intercept_ + self.row_bias_[rows] + self.column_bias_[cols]
+        return pred
+
+    def _fit_entries(self, entries):
         device = self._device
         dtype = compute_dtype(device)
-        n_rows, n_cols = X.shape
+        n_rows, n_cols = entries.shape
         rank = min(self.rank, n_rows, n_cols)
-        # Drawn from the seeded torch stream the base class opened for this fit.
-        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        # Every random draw comes from the generator the base opened for this fit.
+        init_gen = fit_generator()
+        seed = draw_seed(init_gen)
         generator = make_generator(seed)
 
-        rows_np, cols_np = np.nonzero(mask)
-        rows = torch.as_tensor(rows_np, device=device)
-        cols = torch.as_tensor(cols_np, device=device)
-        vals = to_tensor(X[rows_np, cols_np], device, dtype)
+        rows = torch.as_tensor(entries.rows, device=device)
+        cols = torch.as_tensor(entries.cols, device=device)
+        vals = to_tensor(entries.values, device, dtype)
         if self.early_stopping:
             kept, held = split_indices(rows.numel(), self.validation_fraction, seed)
         else:
@@ -337,6 +413,7 @@ class SGDMFImputer(BaseMatrixImputer):
             self.optimizer == "sgd",
             device,
             dtype,
+            init_gen,
         )
         alpha = float(self.alpha)
         if self.alpha_init is None:
@@ -347,14 +424,19 @@ class SGDMFImputer(BaseMatrixImputer):
                     t_rows, t_cols, model.residual(t_rows, t_cols, t_vals)
                 ),
                 (n_rows, n_cols),
+                init_gen,
             )
             alpha_init = max(alpha, _PATH_START * threshold)
         else:
             alpha_init = max(alpha, float(self.alpha_init))
         path = {"alpha": alpha_init}
 
+        # The path advances once per optimiser step (an epoch of mini-batches
+        # is many steps), so that large data sets do not need more epochs.
+        steps = _steps_per_epoch(nnz, self._batch_size(nnz))
+
         def penalty_at(epoch):
-            return alpha + (alpha_init - alpha) * self.alpha_decay**epoch
+            return alpha + (alpha_init - alpha) * self.alpha_decay ** (epoch * steps)
 
         def on_epoch_start(epoch):
             path["alpha"] = penalty_at(epoch)
@@ -367,7 +449,7 @@ class SGDMFImputer(BaseMatrixImputer):
             return model.entry_loss(r, c, v, path["alpha"]).mean()
 
         on_path = alpha_init > alpha
-        interval = _check_interval(on_path, self.alpha_decay)
+        interval = _check_interval(on_path, self.alpha_decay, steps)
         validation_fn = stop_fn = start_monitored = None
         if held.numel() > 0:
             held_out = rows[held], cols[held], vals[held]
@@ -385,7 +467,7 @@ class SGDMFImputer(BaseMatrixImputer):
                 interval,
                 self.tol,
                 self.n_iter_no_change,
-                start=_path_end(self.alpha_decay),
+                start=math.ceil(_path_end(self.alpha_decay) / steps),
             )
         residual = model.residual(rows, cols, vals).abs().max()
         if float(residual) <= _NEGLIGIBLE * max(1.0, float(vals.abs().max())):
@@ -409,9 +491,8 @@ class SGDMFImputer(BaseMatrixImputer):
             )
             _check_not_diverged(result, start_monitored, float(vals.square().mean()))
         self.rank_ = rank
+        result.export(self)
         self.n_iter_ = max(result.n_iter, 1)
-        self.loss_curve_ = result.train_loss
-        self.validation_loss_curve_ = result.validation_loss
         self.learning_rate_ = result.learning_rate
         # The factors kept are those after epoch best_iter (early stopping) or
         # the last one; their penalty is the one the fold-in must use.
@@ -420,15 +501,12 @@ class SGDMFImputer(BaseMatrixImputer):
         with torch.no_grad():
             U, V, mu, b, c = model.export()
         self._V, self._mu, self._c = V, mu, c
+        self._U, self._b = U, b
         self.components_ = to_numpy(V).T.copy()
         self.row_factors_ = to_numpy(U)
         self.intercept_ = float(mu)
         self.row_bias_ = to_numpy(b)
         self.column_bias_ = to_numpy(c)
-        with torch.no_grad():
-            completion = torch.addmm(c + mu, U, V.T)
-            completion += b[:, None]
-        return to_numpy(completion)
 
     def _train(
         self,
@@ -442,9 +520,7 @@ class SGDMFImputer(BaseMatrixImputer):
         path,
         generator,
     ):
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            batch_size = None if nnz <= _AUTO_BATCH else _AUTO_BATCH
+        batch_size = self._batch_size(nnz)
         return train(
             model.parameters(),
             loss_fn,
@@ -464,10 +540,15 @@ class SGDMFImputer(BaseMatrixImputer):
             validation_interval=interval,
             stop_fn=stop_fn,
             on_epoch_start=on_epoch_start,
-            status_fn=lambda: {"alpha": f"{path['alpha']:.2g}"},
+            status_fn=lambda: {"penalty": _penalty_label(path["alpha"])},
             verbose=self.verbose,
             desc=type(self).__name__,
         )
+
+    def _batch_size(self, nnz):
+        if self.batch_size == "auto":
+            return None if nnz <= _AUTO_BATCH else _AUTO_BATCH
+        return self.batch_size
 
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
@@ -548,7 +629,19 @@ class SGDMFImputer(BaseMatrixImputer):
         return scaled * self._scale_factor + self._scale_shift
 
 
-def _check_interval(on_path: bool, decay: float) -> int:
+def _penalty_label(alpha: float) -> str:
+    """The current penalty for the progress display (``~0`` once negligible)."""
+    return f"{alpha:.2g}" if alpha > 1e-12 else "~0"
+
+
+def _steps_per_epoch(nnz: int, batch_size) -> int:
+    """Optimiser steps in one epoch (1 for full batch)."""
+    if batch_size is None or batch_size >= nnz:
+        return 1
+    return math.ceil(nnz / batch_size)
+
+
+def _check_interval(on_path: bool, decay: float, steps: int = 1) -> int:
     """Epochs between two held-out checks: one per 10 % fall of the penalty.
 
     Early in the path the penalty still holds the factors near zero while the
@@ -558,7 +651,7 @@ def _check_interval(on_path: bool, decay: float) -> int:
     """
     if not on_path or decay >= 1:
         return 1
-    return max(1, math.ceil(math.log(0.9) / math.log(decay)))
+    return max(1, math.ceil(math.ceil(math.log(0.9) / math.log(decay)) / steps))
 
 
 class _Stalled:
@@ -607,7 +700,8 @@ def _check_not_diverged(result, start_validation, scale):
     if start_validation is not None and result.validation_loss:
         end, start = min(result.validation_loss), start_validation
     elif result.train_loss:
-        end, start = result.train_loss[-1], result.train_loss[0]
+        # the state after the last step against the first epoch's loss
+        end, start = result.final_loss, result.train_loss[0]
     else:  # pragma: no cover - train runs at least one epoch
         return
     if not end <= _FAILED_FIT_FACTOR * max(start, _FAILED_FIT_FLOOR * scale):
@@ -633,7 +727,7 @@ class _Factors:
 
     @classmethod
     def initialise(
-        cls, rows, cols, vals, shape, rank, biases, init, rescale, device, dtype
+        cls, rows, cols, vals, shape, rank, biases, init, rescale, device, dtype, gen
     ):
         n_rows, n_cols = shape
         mu = torch.zeros((), dtype=dtype, device=device)
@@ -641,7 +735,8 @@ class _Factors:
         if biases and vals.numel() > 0:
             mu = vals.mean()
             residual = vals - mu
-        noise = _INIT_STD * torch.randn((n_rows + n_cols, rank), dtype=dtype).to(device)
+        noise = torch.randn((n_rows + n_cols, rank), generator=gen, dtype=dtype)
+        noise = _INIT_STD * noise.to(device)
         # Rows and columns without training entries never get a gradient: they
         # start (and stay) at zero, so their completion is the biases alone.
         seen = torch.cat(
@@ -653,7 +748,9 @@ class _Factors:
         noise *= (seen > 0).to(dtype)[:, None]
         U, V = noise[:n_rows], noise[n_rows:]
         if init == "spectral":
-            U0, V0 = _spectral(*_on_sparse_device(rows, cols, residual), shape, rank)
+            U0, V0 = _spectral(
+                *_on_sparse_device(rows, cols, residual), shape, rank, gen
+            )
             U, V = U + U0.to(device), V + V0.to(device)
         su = float(np.sqrt(n_rows)) if rescale else 1.0
         sv = float(np.sqrt(n_cols)) if rescale else 1.0
@@ -737,7 +834,7 @@ def _sparse(rows, cols, vals, shape):
     ).coalesce()
 
 
-def _zero_threshold(rows, cols, vals, shape):
+def _zero_threshold(rows, cols, vals, shape, generator):
     """Smallest penalty at which all-zero factors are a local minimum.
 
     The penalty of observed entry (i, j) is ``alpha (|U_i|² + |V_j|²)``, i.e.
@@ -754,11 +851,11 @@ def _zero_threshold(rows, cols, vals, shape):
     col_count = torch.bincount(cols, minlength=n_cols).to(vals.dtype)
     weighted = vals / (row_count[rows] * col_count[cols]).sqrt()
     q = min(3, n_rows, n_cols)
-    _, S, _ = torch.svd_lowrank(_sparse(rows, cols, weighted, shape), q=q, niter=6)
+    _, S, _ = low_rank_svd(_sparse(rows, cols, weighted, shape), q, 6, generator)
     return float(S[0])
 
 
-def _spectral(rows, cols, vals, shape, rank):
+def _spectral(rows, cols, vals, shape, rank, generator):
     """Balanced factors of the top singular triplets of the rescaled sample.
 
     ``P_Ω(X) · n_rows·n_cols / nnz`` is an unbiased estimate of ``X`` under
@@ -775,7 +872,7 @@ def _spectral(rows, cols, vals, shape, rank):
         return zeros[:n_rows], zeros[n_rows:]
     sample = _sparse(rows, cols, vals * (n_rows * n_cols / nnz), shape)
     q = min(rank + 4, n_rows, n_cols)
-    P, S, Q = torch.svd_lowrank(sample, q=q, niter=4)
+    P, S, Q = low_rank_svd(sample, q, 4, generator)
     P, S, Q = P[:, :rank], S[:rank], Q[:, :rank]
     # With few samples the noise inflates the singular values (the rescaled
     # sample is far from low rank): shrink them by the least-squares factor on

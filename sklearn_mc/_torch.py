@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -115,33 +117,136 @@ def make_generator(seed: int, device: torch.device | None = None) -> torch.Gener
     return gen
 
 
-@contextlib.contextmanager
-def torch_seed(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch's global RNG inside the block and restore it afterwards.
+#: The generator of the fit running in this thread (or asyncio task): every
+#: random draw of a fit comes from it, never from torch's process-wide
+#: generator, so that concurrent fits (joblib's threading backend, dask workers
+#: with several threads) cannot interleave their draws.
+_FIT_GENERATOR: contextvars.ContextVar[torch.Generator | None] = contextvars.ContextVar(
+    "sklearn_mc_fit_generator", default=None
+)
 
-    Module constructors (``torch.nn.Linear``) draw from the global generator;
-    forking keeps a fit from disturbing the user's own torch random stream.
+
+@contextlib.contextmanager
+def fit_rng(seed: int) -> Iterator[torch.Generator]:
+    """Open the fit's own generator, seeded with ``seed``, for the block.
+
+    Inside the block :func:`fit_generator` returns it. Context variables are
+    private to each thread, so fits running in parallel threads each see
+    their own generator; a fit nested in another (a method fitting a helper
+    estimator) gets its own and hands the outer one back on exit.
     """
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    gen = make_generator(seed)
+    token = _FIT_GENERATOR.set(gen)
+    try:
+        yield gen
+    finally:
+        _FIT_GENERATOR.reset(token)
+
+
+def fit_generator() -> torch.Generator:
+    """The CPU generator of the fit in progress (see :func:`fit_rng`).
+
+    Raises
+    ------
+    RuntimeError
+        Outside a fit: a random draw there would have no seed to come from.
+    """
+    gen = _FIT_GENERATOR.get()
+    if gen is None:
+        raise RuntimeError(
+            "fit_generator() was called outside a fit; random draws of a fit "
+            "must come from the generator the base class opens for it."
+        )
+    return gen
+
+
+def draw_seed(generator: torch.Generator | None = None) -> int:
+    """A 31-bit seed drawn from ``generator`` (default: the fit's generator).
+
+    Used to derive independent generators (shuffles, masks, splits) from the
+    fit's one stream.
+    """
+    gen = fit_generator() if generator is None else generator
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+
+
+def linear(
+    n_in: int, n_out: int, generator: torch.Generator, dtype: torch.dtype | None = None
+) -> torch.nn.Linear:
+    """A :class:`torch.nn.Linear` with PyTorch's default initialisation drawn
+    from ``generator``.
+
+    ``torch.nn.Linear`` itself initialises from torch's process-wide
+    generator; this builds the layer without initialising it and then draws
+    the same distributions (Kaiming-uniform weight with ``a = sqrt(5)``,
+    uniform bias in ``±1/sqrt(n_in)``), in the same order, from ``generator``.
+    """
+    layer = torch.nn.utils.skip_init(torch.nn.Linear, n_in, n_out, dtype=dtype)
+    torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1 / math.sqrt(n_in) if n_in > 0 else 0.0
+    torch.nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
+
+
+def low_rank_svd(
+    A: torch.Tensor, q: int, niter: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``torch.svd_lowrank(A, q, niter)`` with its test matrix drawn from
+    ``generator``.
+
+    Halko, Martinsson and Tropp, "Finding structure with randomness" (2011),
+    Algorithm 4.4, as ``torch.svd_lowrank`` implements it (which draws from
+    torch's process-wide generator). ``A`` may be a dense or sparse COO
+    matrix; returns ``U, S, V`` with ``A ≈ U diag(S) Vᵀ``.
+    """
+    m, n = A.shape[-2:]
+    if m < n:
+        A = A.mH
+    dtype = A.dtype if A.is_floating_point() else torch.get_default_dtype()
+    R = torch.randn(A.shape[-1], q, generator=generator, dtype=dtype).to(A.device)
+    Q = torch.linalg.qr(_matmul(A, R)).Q
+    for _ in range(niter):
+        Q = torch.linalg.qr(_matmul(A.mH, Q)).Q
+        Q = torch.linalg.qr(_matmul(A, Q)).Q
+    B = _matmul(Q.mH, A)
+    U, S, Vh = torch.linalg.svd(B, full_matrices=False)
+    U, V = Q.matmul(U), Vh.mH
+    if m < n:
+        U, V = V, U
+    return U, S, V
+
+
+def _matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    return torch.sparse.mm(A, B) if A.is_sparse else torch.matmul(A, B)
 
 
 @contextlib.contextmanager
 def fit_context(seed: int, device: torch.device) -> Iterator[None]:
-    """Everything a fit needs around it: a seeded RNG and flushed denormals.
+    """Everything a fit needs around it: its own generator and flushed denormals.
+
+    The fit's generator (seeded with ``seed``) is :func:`fit_generator`; torch's
+    process-wide generator is neither seeded nor drawn from.
 
     Tiny initialisations (deep factorisations start near zero) make CPU
     arithmetic hit denormal floats, which is several times slower; flushing
     them to zero is numerically harmless here and is undone on exit.
     """
-    previous = torch.set_flush_denormal(True)
+    was_flushing = flush_denormal_enabled()
+    supported = torch.set_flush_denormal(True)
     try:
-        with torch_seed(seed, device):
+        with fit_rng(seed):
             yield
     finally:
         # set_flush_denormal returns whether the CPU supports it, not the old
-        # value; denormals are on by default, so switch them back on.
-        if previous:
+        # value: put back the caller's own setting.
+        if supported and not was_flushing:
             torch.set_flush_denormal(False)
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether torch flushes denormal floats to zero now (torch has no getter).
+
+    A denormal float64 times 1.0 is 0 exactly when flushing is on.
+    """
+    tiny = torch.tensor([1e-310], dtype=torch.float64)
+    return bool((tiny * 1.0)[0] == 0)

@@ -19,7 +19,7 @@ def make_low_rank(
     random_state=None,
     return_factors: bool = False,
 ):
-    """A random low-rank matrix ``X = U @ V.T`` with U, V ~ N(0, 1), as in the seeds.
+    """A random low-rank matrix ``X = U @ V.T`` with U, V ~ N(0, 1), as in the papers.
 
     Parameters
     ----------
@@ -69,6 +69,8 @@ def make_mask(
     missing_rate: float | None = None,
     n_patches: int = 2,
     patch_size: int | None = None,
+    X=None,
+    observed_fraction: float = 0.3,
     random_state=None,
 ) -> np.ndarray:
     """A missingness mask: True marks a missing entry.
@@ -83,20 +85,54 @@ def make_mask(
         the shorter side, which on 240 x 240 gives the paper's ~3.6 %);
     ``"texture"``
         thin random pen strokes, like handwriting laid over an image, until
-        ``missing_rate`` (default 0.095, the paper's ~9.5 %) is covered.
+        ``missing_rate`` (default 0.095, the paper's ~9.5 %) is covered;
+
+    and the three data-dependent patterns of the HyperImpute benchmark
+    (Jarrett et al., "HyperImpute: Generalized Iterative Imputation with
+    Automatic Model Selection", ICML 2022, after the R-miss-tastic recipes),
+    which need the complete table ``X``. In each, a logistic model with
+    random positive weights, scaled so that its linear part has unit
+    variance, gives every entry its probability of being missing, and each
+    column's intercept is solved for so that the expected share of missing
+    entries is ``missing_rate`` (default 0.3) **over the whole table**:
+
+    ``"mar"``
+        missing at random: a random ``observed_fraction`` of the columns (at
+        least one, not all) is always observed; each other column is missing
+        with the logistic probability of those always-observed values (its
+        own rate is ``missing_rate * n_cols / n_masked_cols``, which must be
+        below 1; HyperImpute's ``MAR_mask`` sets that per-column rate
+        instead);
+    ``"mnar"``
+        missing not at random: a random ``observed_fraction`` of the columns
+        are the logistic model's inputs and are themselves missing completely
+        at random; each other column is missing with the logistic
+        probability of the inputs' values, seen or not (HyperImpute's
+        ``MNAR_mask_logistic``);
+    ``"mnar_self"``
+        self-masking: each entry is missing with a logistic probability of
+        its own value, larger values more often (HyperImpute's
+        ``MNAR_self_mask_logistic``).
 
     Parameters
     ----------
     shape : tuple of int
         ``(n_rows, n_cols)``.
-    kind : {"random", "patch", "texture"}, default="random"
+    kind : {"random", "patch", "texture", "mar", "mnar", "mnar_self"}, \
+            default="random"
         The pattern.
     missing_rate : float or None, default=None
-        Target share of missing entries ("random", "texture").
+        Target share of missing entries (all kinds but "patch").
     n_patches : int, default=2
         Number of blocks ("patch").
     patch_size : int or None, default=None
         Side of each block ("patch").
+    X : array-like of shape ``shape`` or None, default=None
+        The complete table the data-dependent kinds ("mar", "mnar",
+        "mnar_self") draw their mask from; finite values.
+    observed_fraction : float in (0, 1), default=0.3
+        Share of the columns that are always observed ("mar") or that are
+        the logistic model's inputs ("mnar").
     random_state : int, RandomState instance or None, default=None
         Seed.
 
@@ -110,6 +146,11 @@ def make_mask(
     >>> mask = make_mask((100, 100), "random", missing_rate=0.3, random_state=0)
     >>> bool(abs(mask.mean() - 0.3) < 0.02)
     True
+    >>> import numpy as np
+    >>> X = np.random.RandomState(0).standard_normal((2000, 10))
+    >>> mar = make_mask(X.shape, "mar", X=X, missing_rate=0.2, random_state=0)
+    >>> bool(abs(mar.mean() - 0.2) < 0.02), int((~mar.any(axis=0)).sum())
+    (True, 3)
     """
     n_rows, n_cols = (int(s) for s in shape)
     if n_rows < 1 or n_cols < 1:
@@ -125,7 +166,75 @@ def make_mask(
     if kind == "texture":
         rate = 0.095 if missing_rate is None else missing_rate
         return _texture_mask(n_rows, n_cols, rate, rng)
-    raise ValueError(f"kind must be 'random', 'patch' or 'texture', got {kind!r}.")
+    if kind in ("mar", "mnar", "mnar_self"):
+        rate = 0.3 if missing_rate is None else missing_rate
+        return _logistic_mask((n_rows, n_cols), kind, rate, X, observed_fraction, rng)
+    raise ValueError(
+        "kind must be 'random', 'patch', 'texture', 'mar', 'mnar' or "
+        f"'mnar_self', got {kind!r}."
+    )
+
+
+def _logistic_mask(shape, kind, rate, X, observed_fraction, rng):
+    """The HyperImpute benchmark's MAR / MNAR masks (see :func:`make_mask`)."""
+    if X is None:
+        raise ValueError(f"kind={kind!r} draws its mask from the data: pass X.")
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape != shape:
+        raise ValueError(f"X has shape {X.shape}, but shape is {shape}.")
+    if not np.isfinite(X).all():
+        raise ValueError(
+            f"kind={kind!r} needs a complete table X (no NaN or infinity)."
+        )
+    if not 0 < observed_fraction < 1:
+        raise ValueError(
+            f"observed_fraction must be in (0, 1), got {observed_fraction!r}."
+        )
+    n_rows, n_cols = shape
+    std = X.std(axis=0)
+    Z = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    mask = np.zeros(shape, dtype=bool)
+    if kind == "mnar_self":
+        # one positive slope per column: W x_j has unit variance
+        logits = Z * np.where(std > 0, 1.0, 0.0)
+        mask[:] = rng.random_sample(shape) < _logistic_probabilities(logits, rate)
+        return mask
+    if n_cols < 2:
+        raise ValueError(f"kind={kind!r} needs at least two columns, got {n_cols}.")
+    n_inputs = min(max(int(observed_fraction * n_cols), 1), n_cols - 1)
+    inputs = np.sort(rng.choice(n_cols, n_inputs, replace=False))
+    masked = np.setdiff1d(np.arange(n_cols), inputs)
+    col_rate = rate * n_cols / masked.size if kind == "mar" else rate
+    if col_rate >= 1:
+        raise ValueError(
+            f"kind='mar' with missing_rate={rate} leaves {masked.size} of {n_cols} "
+            f"columns to hide it in, a per-column rate of {col_rate:.2f} >= 1: "
+            "lower missing_rate or observed_fraction."
+        )
+    weights = rng.random_sample((n_inputs, masked.size))
+    logits = Z[:, inputs] @ weights
+    scale = logits.std(axis=0)
+    logits /= np.where(scale > 0, scale, 1.0)
+    probabilities = _logistic_probabilities(logits, col_rate)
+    mask[:, masked] = rng.random_sample((n_rows, masked.size)) < probabilities
+    if kind == "mnar":
+        # the inputs are hidden at random, so the others depend on hidden values
+        mask[:, inputs] = rng.random_sample((n_rows, n_inputs)) < rate
+    return mask
+
+
+def _logistic_probabilities(logits: np.ndarray, rate: float) -> np.ndarray:
+    """``expit(logits + b)``, one ``b`` per column so that it averages ``rate``."""
+    from scipy.special import expit
+
+    lo = np.full(logits.shape[1], -50.0)
+    hi = np.full(logits.shape[1], 50.0)
+    for _ in range(60):  # bisection, all columns at once
+        mid = (lo + hi) / 2
+        low = expit(logits + mid).mean(axis=0) < rate
+        lo = np.where(low, mid, lo)
+        hi = np.where(low, hi, mid)
+    return expit(logits + (lo + hi) / 2)
 
 
 def _patch_mask(n_rows, n_cols, n_patches, patch_size, rng):
@@ -184,6 +293,7 @@ def make_ratings(
     noise: float = 0.5,
     random_state=None,
     return_truth: bool = False,
+    output: str = "dense",
 ):
     """A synthetic user-item rating matrix with popularity-skewed missingness.
 
@@ -217,12 +327,22 @@ def make_ratings(
     random_state : int, RandomState instance or None, default=None
         Seed.
     return_truth : bool, default=False
-        Also return the complete rating matrix.
+        Also return the complete rating matrix (dense output only).
+    output : {"dense", "sparse"}, default="dense"
+        ``"dense"``: an ndarray with NaN where unobserved. ``"sparse"``: a
+        :class:`scipy.sparse.csr_array` whose stored entries are the observed
+        ratings (the package's sparse input rule), built without any
+        ``n_users × n_items`` array: memory ``O(nnz + (n_users + n_items) ·
+        rank)`` plus blocks of about 2²² candidate pairs, so MovieLens-10M
+        shapes (70,000 × 10,000, 10⁷ ratings) take a few hundred MB. The
+        distribution is the same as the dense one, the random draws are not
+        (the same seed gives a different matrix).
 
     Returns
     -------
-    X : ndarray of shape (n_users, n_items)
-        Ratings on ``levels``, NaN where unobserved.
+    X : ndarray or scipy.sparse.csr_array of shape (n_users, n_items)
+        Ratings on ``levels``, NaN (dense) or not stored (sparse) where
+        unobserved.
     X_full : ndarray of shape (n_users, n_items)
         Every user's rating of every item, only if ``return_truth``.
 
@@ -247,7 +367,18 @@ def make_ratings(
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise!r}.")
     levels = _check_levels(levels)
+    if output not in ("dense", "sparse"):
+        raise ValueError(f"output must be 'dense' or 'sparse', got {output!r}.")
     rng = check_random_state(random_state)
+    if output == "sparse":
+        if return_truth:
+            raise ValueError(
+                "return_truth=True needs output='dense' (the full truth is an "
+                "n_users x n_items array); hold out observed ratings instead."
+            )
+        return _make_sparse_ratings(
+            n_users, n_items, rank, density, levels, skew, noise, rng
+        )
     signal = rng.standard_normal((n_users, rank)) @ rng.standard_normal((rank, n_items))
     signal = (signal - signal.mean()) / max(signal.std(), 1e-12)
     value = (signal + noise * rng.standard_normal(signal.shape)) / np.hypot(1, noise)
@@ -270,6 +401,79 @@ def make_ratings(
     observed[rng.randint(0, n_users, empty_cols.size), empty_cols] = True
     X = np.where(observed, X_full, np.nan)
     return (X, X_full) if return_truth else X
+
+
+#: candidate (user, item) pairs drawn per block by the sparse make_ratings.
+_SPARSE_BLOCK = 2**22
+
+
+def _make_sparse_ratings(n_users, n_items, rank, density, levels, skew, noise, rng):
+    """:func:`make_ratings` with ``output="sparse"``: same model, no dense array."""
+    import scipy.sparse as sp
+
+    n_users, n_items, rank = int(n_users), int(n_items), int(rank)
+    U = rng.standard_normal((n_users, rank))
+    V = rng.standard_normal((n_items, rank))
+    # mean and std of U @ V.T over all n_users * n_items entries, exactly
+    n_all = float(n_users) * n_items
+    mean = float(U.sum(0) @ V.sum(0)) / n_all
+    second = float(np.sum((U.T @ U) * (V.T @ V))) / n_all
+    std = max(np.sqrt(max(second - mean**2, 0.0)), 1e-12)
+
+    activity = (1.0 + rng.permutation(n_users)) ** -skew
+    popularity = (1.0 + rng.permutation(n_items)) ** -skew
+    scale = _sparse_density_scale(activity, popularity, density)
+    rows, cols = [], []
+    step = max(1, _SPARSE_BLOCK // n_items)
+    for start in range(0, n_users, step):
+        a = activity[start : start + step]
+        prob = np.minimum(1.0, (scale * a)[:, None] * popularity[None, :])
+        r, c = np.nonzero(rng.random_sample(prob.shape) < prob)
+        rows.append(r + start)
+        cols.append(c)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    # every user and item keeps at least one rating
+    empty_rows = np.flatnonzero(np.bincount(rows, minlength=n_users) == 0)
+    rows = np.concatenate([rows, empty_rows])
+    cols = np.concatenate([cols, rng.randint(0, n_items, empty_rows.size)])
+    empty_cols = np.flatnonzero(np.bincount(cols, minlength=n_items) == 0)
+    rows = np.concatenate([rows, rng.randint(0, n_users, empty_cols.size)])
+    cols = np.concatenate([cols, empty_cols])
+
+    signal = (np.einsum("ij,ij->i", U[rows], V[cols]) - mean) / std
+    value = (signal + noise * rng.standard_normal(rows.size)) / np.hypot(1, noise)
+    span = levels[-1] - levels[0]
+    value = (levels[0] + levels[-1]) / 2 + value * span / 4
+    edges = (levels[1:] + levels[:-1]) / 2
+    ratings = levels[np.searchsorted(edges, value)]
+    return sp.csr_array((ratings, (rows, cols)), shape=(n_users, n_items))
+
+
+def _sparse_density_scale(activity, popularity, density: float) -> float:
+    """``c`` with mean of ``min(1, c * a_i * p_j)`` equal to ``density``.
+
+    Evaluated without the outer product: with ``p`` sorted, each user's row
+    sum is ``#{p_j >= 1 / (c a_i)} + c a_i · Σ_{p_j < 1/(c a_i)} p_j``.
+    """
+    p = np.sort(popularity)
+    prefix = np.concatenate([[0.0], np.cumsum(p)])
+    n_all = float(activity.size) * p.size
+
+    def mean_prob(c):
+        t = c * activity
+        below = np.searchsorted(p, 1.0 / t, side="left")
+        return float(np.sum((p.size - below) + t * prefix[below])) / n_all
+
+    lo, hi = 0.0, density / (activity.mean() * p.mean())
+    while mean_prob(hi) < density:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mean_prob(mid) < density:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def _scale_to_density(weight: np.ndarray, density: float) -> np.ndarray:

@@ -36,6 +36,7 @@ FAST_PARAMS: dict[str, dict] = {
     "AIRNetImputer": {"max_iter": 100, "learning_rate": 2e-2},
     "MLPImputer": {"max_iter": 30, "n_iter_no_change": 5},
     "DMFImputer": {"max_iter": 5},
+    "ChainedImputer": {"n_folds": 1, "max_iter": 3},
 }
 
 
@@ -47,6 +48,15 @@ def all_imputer_classes():
         if inspect.isclass(obj) and issubclass(obj, BaseMatrixImputer):
             classes.append(obj)
     return classes
+
+
+def pytest_configure(config):
+    # The fast settings above stop most fits at max_iter on purpose; their
+    # ConvergenceWarning would drown the report. Tests of the warning itself
+    # use pytest.warns, which records it regardless of this filter.
+    config.addinivalue_line(
+        "filterwarnings", "ignore::sklearn.exceptions.ConvergenceWarning"
+    )
 
 
 def make_fast(cls, **overrides):

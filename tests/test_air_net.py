@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mc import AIRNetImputer, DeepMFImputer
 from sklearn_mc._air_net import affinity, dirichlet_energy, laplacian
@@ -120,6 +121,7 @@ def test_size_guard_drops_the_row_side_with_a_warning():
     # Within the limit no warning is raised.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 5 epochs on purpose
         AIRNetImputer(max_laplacian_size=None, max_iter=5, random_state=0).fit(X)
 
 
@@ -154,7 +156,7 @@ def test_verbose_reports_regularisers(community, capsys):
     _, X_missing = community
     AIRNetImputer(max_iter=3, verbose=2, random_state=0).fit(X_missing)
     err = capsys.readouterr().err
-    assert "R_rows" in err and "R_cols" in err
+    assert "row regulariser" in err and "column regulariser" in err
 
 
 @pytest.mark.parametrize(
@@ -182,3 +184,41 @@ def test_cuda_path(community):
     hidden = np.isnan(X_missing)
     means = np.where(hidden, np.nanmean(X_missing, axis=0), X_missing)
     assert rmse(X, out, hidden) < 0.3 * rmse(X, means, hidden)
+
+
+def test_factored_traces_equal_the_dense_ones():
+    from sklearn_mc._air_net import dirichlet_energy_factored
+
+    gen = torch.Generator().manual_seed(3)
+    left = torch.randn(9, 3, dtype=torch.float64, generator=gen)
+    right = torch.randn(3, 7, dtype=torch.float64, generator=gen)
+    a_r = affinity(torch.randn(9, 9, dtype=torch.float64, generator=gen))
+    a_c = affinity(torch.randn(7, 7, dtype=torch.float64, generator=gen))
+    X = left @ right
+    torch.testing.assert_close(
+        dirichlet_energy_factored(a_r, left, right @ right.T), dirichlet_energy(a_r, X)
+    )
+    torch.testing.assert_close(
+        dirichlet_energy_factored(a_c, right.T, left.T @ left),
+        dirichlet_energy(a_c, X.T),
+    )
+
+
+def test_narrow_width_fits(community):
+    # width below both sides takes the factored regulariser path
+    X, X_missing = community
+    est = AIRNetImputer(width=6, learning_rate=1e-2, max_iter=400, random_state=0)
+    out = est.fit_transform(X_missing)
+    hidden = np.isnan(X_missing)
+    means = np.where(hidden, np.nanmean(X_missing, axis=0), X_missing)
+    assert rmse(X, out, hidden) < 0.3 * rmse(X, means, hidden)
+
+
+def test_sparse_input_is_refused_with_the_reason(community):
+    import scipy.sparse as sp
+
+    _, X_missing = community
+    rows, cols = np.nonzero(~np.isnan(X_missing))
+    S = sp.csr_array((X_missing[rows, cols], (rows, cols)), shape=X_missing.shape)
+    with pytest.raises(TypeError, match="AIRNetImputer does not accept sparse"):
+        AIRNetImputer(max_iter=2).fit(S)

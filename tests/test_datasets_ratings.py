@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
+from sklearn_mc._observed import ObservedEntries
 from sklearn_mc.datasets import load_ratings, make_ratings
 
 # ---------------------------------------------------------------- make_ratings
@@ -171,3 +173,43 @@ def test_load_bad_inputs(tmp_path):
     bad = write(tmp_path / "bad.csv", ["1,2,3", "3,4,good"])
     with pytest.raises(ValueError, match="non-numeric rating"):
         load_ratings(bad)
+
+
+def test_make_ratings_sparse_output():
+    S = make_ratings(400, 250, density=0.04, output="sparse", random_state=0)
+    assert sp.issparse(S) and S.shape == (400, 250)
+    assert 0.03 < S.nnz / (400 * 250) < 0.05
+    assert set(np.unique(S.data)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    e = ObservedEntries.from_sparse(S)
+    assert (e.row_counts() > 0).all() and (e.col_counts() > 0).all()
+    again = make_ratings(400, 250, density=0.04, output="sparse", random_state=0)
+    assert (again != S).nnz == 0
+    # popularity skew: the busiest item has far more ratings than the median
+    counts = e.col_counts()
+    assert counts.max() > 5 * np.median(counts)
+    with pytest.raises(ValueError, match="return_truth=True needs output='dense'"):
+        make_ratings(10, 10, output="sparse", return_truth=True)
+    with pytest.raises(ValueError, match="output must be"):
+        make_ratings(10, 10, output="coo")
+
+
+def test_sparse_make_ratings_follows_the_dense_model():
+    # The observation probabilities: the sparse path's density scale, found
+    # without the outer product, equals the dense path's.
+    from sklearn_mc.datasets import _scale_to_density, _sparse_density_scale
+
+    rng = np.random.RandomState(0)
+    activity = (1.0 + rng.permutation(300)) ** -1.0
+    popularity = (1.0 + rng.permutation(200)) ** -1.0
+    weight = np.outer(activity, popularity)
+    for density in (0.01, 0.2, 0.9):
+        c = _sparse_density_scale(activity, popularity, density)
+        np.testing.assert_allclose(
+            np.minimum(1, c * weight), _scale_to_density(weight, density), rtol=1e-9
+        )
+    # the rating histogram is the dense one's, up to sampling noise
+    dense = make_ratings(300, 200, density=0.2, random_state=0)
+    sparse = make_ratings(300, 200, density=0.2, output="sparse", random_state=0)
+    hist_d = np.bincount(dense[~np.isnan(dense)].astype(int), minlength=6)[1:]
+    hist_s = np.bincount(sparse.data.astype(int), minlength=6)[1:]
+    np.testing.assert_allclose(hist_s / hist_s.sum(), hist_d / hist_d.sum(), atol=0.02)

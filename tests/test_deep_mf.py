@@ -247,3 +247,21 @@ def test_cuda_path(low_rank):
     out = est.fit_transform(X_missing)
     assert rmse(X, out, hidden) < 0.1 * np.sqrt(np.mean(X**2))
     assert all(isinstance(w, np.ndarray) for w in est.factors_)
+
+
+def test_default_width_is_capped():
+    from sklearn_mc._deep_linear import MAX_DEFAULT_WIDTH, resolve_width
+
+    assert resolve_width(100, 240, None) == 100
+    assert resolve_width(943, 1682, None) == MAX_DEFAULT_WIDTH == 256
+    assert resolve_width(943, 1682, 900) == 900
+
+
+def test_sparse_input_is_refused_with_the_reason(low_rank):
+    import scipy.sparse as sp
+
+    _, X_missing = low_rank
+    rows, cols = np.nonzero(~np.isnan(X_missing))
+    S = sp.csr_array((X_missing[rows, cols], (rows, cols)), shape=X_missing.shape)
+    with pytest.raises(TypeError, match="DeepMFImputer does not accept sparse"):
+        DeepMFImputer(max_iter=2).fit(S)

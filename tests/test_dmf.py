@@ -270,3 +270,83 @@ def test_smooth_quantiser_tends_to_hard_one():
     q.anneal(0)
     q.smooth(x).sum().backward()
     assert float(x.grad.abs().sum()) > 0 and float(q.boundaries.grad.abs().sum()) > 0
+
+
+def _sparse_of(X):
+    import scipy.sparse as sp
+
+    rows, cols = np.nonzero(~np.isnan(X))
+    return sp.csr_array((X[rows, cols], (rows, cols)), shape=X.shape)
+
+
+def test_sparse_input_gives_the_dense_completion(ratings):
+    X_train, _, _ = ratings
+    dense = small(max_iter=5).fit_transform(X_train)
+    est = small(max_iter=5)
+    sparse = est.fit_transform(_sparse_of(X_train))
+    np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-8)
+    rows, cols = np.nonzero(np.isnan(X_train))
+    np.testing.assert_allclose(
+        est.predict_entries(rows[:50], cols[:50]),
+        dense[rows[:50], cols[:50]],
+        atol=1e-8,
+    )
+
+
+def _gathered_per_entry(n_rows, monkeypatch):
+    """Vector entries gathered by one epoch of DMF, per training entry."""
+    from sklearn_mc import _dmf
+
+    counter = [0]
+    original = _dmf._Sparse.gather
+
+    def counting(self, select):
+        out = original(self, select)
+        counter[0] += int(out[0].numel())
+        return out
+
+    monkeypatch.setattr(_dmf._Sparse, "gather", counting)
+    rng = np.random.RandomState(0)
+    X = rng.randn(n_rows, 2) @ rng.randn(2, 6)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    est = small(
+        hidden_layer_sizes=(4,),
+        latent_dim=2,
+        batch_size=16,
+        max_iter=1,
+        early_stopping=False,
+    ).fit(X)
+    return counter[0] / np.isfinite(X).sum(), est
+
+
+def test_epoch_cost_is_linear_in_rows(monkeypatch):
+    # D6: each mini-batch used to re-encode every column it touched from all
+    # of the column's entries, so an epoch cost O(rows²) on a tall table.
+    small_cost, _ = _gathered_per_entry(200, monkeypatch)
+    large_cost, est = _gathered_per_entry(1600, monkeypatch)
+    assert est._cache_intervals[0] == 0 and est._cache_intervals[1] > 0
+    assert large_cost < 2 * small_cost
+
+
+def test_cached_columns_still_learn():
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 3) @ rng.randn(3, 8)
+    X_missing = np.where(rng.rand(*X.shape) < 0.25, np.nan, X)
+    hidden = np.isnan(X_missing)
+    est = small(batch_size=32, max_iter=10, scaling="column")
+    out = est.fit_transform(X_missing)
+    assert est._cache_intervals[1] > 0
+    means = np.broadcast_to(np.nanmean(X_missing, axis=0), X.shape)
+    assert rmse(out[hidden], X[hidden]) < 0.5 * rmse(means[hidden], X[hidden])
+
+
+def test_full_batch_memory_is_chunked(monkeypatch):
+    # Full batch goes through the heads in chunks under checkpointing, with
+    # the same gradients as one pass.
+    from sklearn_mc import _dmf
+
+    X = make_ratings(60, 30, density=0.4, random_state=0)
+    one = small(batch_size=None, max_iter=3, early_stopping=False).fit_transform(X)
+    monkeypatch.setattr(_dmf, "_ENTRY_CHUNK", 64)
+    chunked = small(batch_size=None, max_iter=3, early_stopping=False)
+    np.testing.assert_allclose(chunked.fit_transform(X), one, atol=1e-10)

@@ -52,12 +52,13 @@ def test_equals_sklearn(seed, n_neighbors, weights):
     rate = (0.1, 0.3, 0.6)[seed]
     X, Y = _random_problem(seed, n=30 + 10 * seed, p=4 + 3 * seed, rate=rate)
     ours, theirs = _pair(n_neighbors=n_neighbors, weights=weights)
-    np.testing.assert_allclose(
-        ours.fit_transform(X), theirs.fit_transform(X), atol=1e-6
-    )
-    np.testing.assert_allclose(ours.transform(Y), theirs.transform(Y), atol=1e-6)
+    # Real-valued data: scikit-learn's Gram-form distances carry rounding
+    # error (relative ~1e-16 |x|² / d²), which 1/d weights pass on.
+    tol = {"rtol": 1e-12, "atol": 1e-12 if weights == "uniform" else 1e-9}
+    np.testing.assert_allclose(ours.fit_transform(X), theirs.fit_transform(X), **tol)
+    np.testing.assert_allclose(ours.transform(Y), theirs.transform(Y), **tol)
     # Training rows through transform: still never their own donor.
-    np.testing.assert_allclose(ours.transform(X), theirs.transform(X), atol=1e-6)
+    np.testing.assert_allclose(ours.transform(X), theirs.transform(X), **tol)
 
 
 @pytest.mark.parametrize("weights", ["uniform", "distance"])
@@ -119,7 +120,7 @@ def test_certification_not_fooled_by_loose_float32_bounds():
 def test_float32_lower_bounds_hold():
     import torch
 
-    from sklearn_mc._knn import _LowerBounds
+    from sklearn_mc._knn_rows import LowerBounds as _LowerBounds
 
     rng = np.random.RandomState(9)
     A, B = rng.uniform(-1, 1, (60, 40)), rng.uniform(-1, 1, (90, 40))
@@ -152,12 +153,12 @@ def test_search_choice_follows_sparsity():
 def test_working_memory_bounds_chunks(monkeypatch, search):
     import sklearn
 
-    import sklearn_mc._knn as knn
+    import sklearn_mc._knn_rows as knn
 
     X, Y = _random_problem(5, n=200, p=5)
     expected = KNNImputer(device="cpu").fit(X).transform(Y)
     chunks = []
-    spied = "_impute_candidates" if search == "candidates" else "_impute_exact"
+    spied = "impute_candidates" if search == "candidates" else "impute_exact"
     original = getattr(knn, spied)
 
     def spy(A, *args):
@@ -215,6 +216,9 @@ def test_distance_weights_zero_distance_rule():
 def test_missing_marker_and_empty_columns_like_sklearn():
     X, Y = _random_problem(6, n=30, p=5)
     X[:, 1] = np.nan
+    # New rows' observed values in a column empty at fit are kept here (set
+    # to 0 by scikit-learn under keep_empty_features=True): compare the rest.
+    Y[:, 1] = np.nan
     for keep in (False, True):
         ours, theirs = _pair(keep_empty_features=keep)
         np.testing.assert_allclose(ours.fit_transform(X), theirs.fit_transform(X))
@@ -225,25 +229,78 @@ def test_missing_marker_and_empty_columns_like_sklearn():
     np.testing.assert_allclose(ours.transform(marked_y), theirs.transform(marked_y))
 
 
-def test_ties_pick_equally_distant_donors():
-    # Integer data: ties at the k-th donor may be broken differently from
-    # scikit-learn, but the chosen donors are always among the nearest.
+def test_ties_fall_as_in_sklearn():
+    # Integer data: exact ties at the k-th donor everywhere. scikit-learn
+    # keeps the donors np.argpartition puts first, which is not the first
+    # ones by position; the completion must be scikit-learn's, bit for bit
+    # up to the order of the final sum.
     rng = np.random.RandomState(7)
     X = rng.randint(0, 3, size=(40, 6)).astype(float)
     X[rng.rand(*X.shape) < 0.2] = np.nan
-    out = KNNImputer(n_neighbors=1, device="cpu").fit_transform(X)
-    fit_mask = ~np.isnan(X)
-    for i, j in zip(*np.nonzero(~fit_mask), strict=True):
-        d = {}
-        for t in np.flatnonzero(fit_mask[:, j]):
-            common = fit_mask[i] & fit_mask[t]
-            if common.any():
-                d[t] = ((X[i, common] - X[t, common]) ** 2).mean()
-        if not d:
-            assert out[i, j] == np.nanmean(X[:, j])
-            continue
-        nearest = min(d.values())
-        assert any(v == nearest and X[t, j] == out[i, j] for t, v in d.items())
+    for k in (1, 2, 4, 7):
+        for weights in ("uniform", "distance"):
+            ours, theirs = _pair(n_neighbors=k, weights=weights)
+            np.testing.assert_allclose(
+                ours.fit_transform(X), theirs.fit_transform(X), rtol=1e-12, atol=0
+            )
+
+
+def test_issue_17_reproduction_row_independent():
+    # Old code: a batch-wide rescaling turned exact ties into near-ties, so
+    # row 3 got [1, 1] in the batch and [2, 1] alone.
+    nan = np.nan
+    X = np.array([[nan, 2], [1, 0], [nan, nan], [nan, 1], [2, 2], [nan, 2.0]])
+    est = KNNImputer(n_neighbors=1, device="cpu").fit(X)
+    np.testing.assert_array_equal(est.transform(X)[3], [1.0, 1.0])
+    np.testing.assert_array_equal(est.transform(X[3:4])[0], [1.0, 1.0])
+    sk = SklearnKNNImputer(n_neighbors=1).fit(X)
+    np.testing.assert_array_equal(sk.transform(X[3:4])[0], [1.0, 1.0])
+
+
+def test_argpartition_rule_is_not_first_by_position():
+    # scikit-learn keeps the donors np.argpartition puts first; among tied
+    # donors that is not the first by position (here the last of two at
+    # distance 0), and the completion follows it.
+    root2 = np.sqrt(2.0)
+    assert np.argpartition([root2, root2, 0.0, 0.0], 0)[0] == 3
+    X = np.array([[1, 5], [1, 6], [0, 10], [0, 20], [0, np.nan]])
+    ours, theirs = _pair(n_neighbors=1)
+    assert theirs.fit_transform(X)[4, 1] == 20.0
+    assert ours.fit_transform(X)[4, 1] == 20.0
+    assert ours.transform(X[4:])[0, 1] == 20.0
+
+
+def test_float32_input():
+    X, Y = _random_problem(11, n=30, p=5)
+    X32 = np.round(X * 4).astype(np.float32) / 4
+    est = KNNImputer(n_neighbors=3, device="cpu")
+    out = est.fit_transform(X32)
+    assert np.isfinite(out).all()
+    ref = SklearnKNNImputer(n_neighbors=3).fit_transform(X32.astype(np.float64))
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+
+
+def test_max_donors_subsample():
+    X, Y = _random_problem(12, n=60, p=5, rate=0.3)
+    exact = KNNImputer(device="cpu").fit(X)
+    # At least as many donors as rows: the exact method.
+    same = KNNImputer(max_donors=60, device="cpu").fit(X)
+    np.testing.assert_array_equal(same.transform(Y), exact.transform(Y))
+    a = KNNImputer(max_donors=10, random_state=0, device="cpu").fit(X)
+    b = KNNImputer(max_donors=10, random_state=0, device="cpu").fit(X)
+    np.testing.assert_array_equal(a.transform(Y), b.transform(Y))
+    # The subsample's rows (plus a donor for any column they miss) are the
+    # donors: the same as scikit-learn fitted on those rows.
+    donors = X[a._donor_rows]
+    assert 10 <= len(donors) <= 15 and (~np.isnan(donors)).any(axis=0).all()
+    np.testing.assert_allclose(
+        a.transform(Y),
+        SklearnKNNImputer().fit(donors).transform(Y),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    with pytest.raises(ValueError, match="max_donors"):
+        KNNImputer(max_donors=0).fit(X)
 
 
 # --------------------------------------------------------- axis="features"
@@ -323,5 +380,6 @@ def test_ties_do_not_depend_on_the_other_rows_transformed():
     perm = np.arange(X.shape[0])[::-1]
     np.testing.assert_array_equal(est.transform(X[perm]), est.transform(X)[perm])
     np.testing.assert_array_equal(est.transform(X[9:10]), est.transform(X)[9:10])
-    # The rule: among equally near donors the first ones (rows 1-5) are used.
-    assert est.transform(X)[9, 3] == pytest.approx(0.8)
+    # The rule is scikit-learn's (np.argpartition over the donors).
+    sk = SklearnKNNImputer().fit(X)
+    np.testing.assert_allclose(est.transform(X), sk.transform(X), rtol=1e-12)

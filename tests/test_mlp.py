@@ -71,7 +71,8 @@ def test_masks_are_redrawn_every_epoch(monkeypatch, low_rank):
         return original(values, visible)
 
     monkeypatch.setattr(mlp_module, "_network_input", recording)
-    # Full batch, no validation: exactly one training input per epoch.
+    # Full batch, no validation: exactly one training input per epoch, and
+    # one for the loss of the final state (the divergence check).
     MLPImputer(
         max_iter=3,
         batch_size=None,
@@ -81,7 +82,7 @@ def test_masks_are_redrawn_every_epoch(monkeypatch, low_rank):
         device="cpu",
         random_state=0,
     ).fit(X_missing)
-    assert len(seen_masks) == 3
+    assert len(seen_masks) == 3 + 1
     observed = torch.as_tensor(~np.isnan(X_missing))
     for visible in seen_masks:
         # Only observed entries are ever shown, and about 30 % of them hidden.
@@ -102,7 +103,11 @@ def test_early_stopping_stops_and_keeps_best():
     assert est.n_iter_ < 500
     curve = est.validation_loss_curve_
     assert len(curve) == est.n_iter_
-    assert curve[est.best_iter_ - 1] == min(curve)
+    # The state kept is the best checked, the (untrained) start included.
+    best = min(curve + [est.history_.start_validation_loss])
+    assert est.history_.best_loss == best
+    if est.best_iter_:
+        assert curve[est.best_iter_ - 1] == best
 
 
 def test_without_early_stopping_runs_all_epochs(low_rank):

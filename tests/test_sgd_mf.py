@@ -259,3 +259,52 @@ def test_cuda_fit_matches_cpu():
     out_gpu = gpu.transform(X_missing)
     assert relative_error(X, out_gpu, hidden) < 1e-4
     np.testing.assert_allclose(out_gpu, cpu.transform(X_missing), atol=1e-4)
+
+
+# ------------------------------------------------------------ rating data
+@pytest.mark.parametrize("seed, shape", [(0, (120, 80)), (1, (90, 110))])
+def test_defaults_beat_item_means_on_held_out_ratings_at_every_rank(seed, shape):
+    # Noisy, popularity-skewed 1..5 ratings; the defaults (penalty path chosen
+    # by early stopping on held-out entries, biases) must not overfit into
+    # worse-than-baseline error at any rank a user might pass.
+    from sklearn_mc._observed import ObservedEntries
+    from sklearn_mc.datasets import make_ratings
+
+    S = make_ratings(*shape, density=0.15, output="sparse", random_state=seed)
+    train, test = ObservedEntries.from_sparse(S).split(0.2, random_state=seed)
+    counts = train.col_counts()
+    item_mean = np.bincount(train.cols, weights=train.values, minlength=shape[1])
+    item_mean = np.where(
+        counts > 0, item_mean / np.maximum(counts, 1), train.values.mean()
+    )
+    baseline = np.sqrt(np.mean((item_mean[test.cols] - test.values) ** 2))
+    for rank in (2, 5, 10, 20, 50):
+        est = SGDMFImputer(rank=rank, random_state=0).fit(train.to_csr())
+        pred = est.predict_entries(test.rows, test.cols)
+        error = np.sqrt(np.mean((pred - test.values) ** 2))
+        assert error < 0.99 * baseline, (rank, error, baseline)
+
+
+def test_penalty_path_advances_per_step_with_mini_batches():
+    # With mini-batches the path is counted in optimiser steps, so the number
+    # of epochs it needs shrinks with the number of steps per epoch.
+    from sklearn_mc._sgd_mf import _check_interval, _steps_per_epoch
+
+    assert _steps_per_epoch(1000, None) == 1
+    assert _steps_per_epoch(1000, 100) == 10
+    assert _check_interval(True, 0.99, 1) == 11
+    assert _check_interval(True, 0.99, 10) == 2
+    assert _check_interval(True, 0.99, 100) == 1
+    X = make_low_rank(40, 30, 2, random_state=0)
+    est = SGDMFImputer(
+        rank=2, batch_size=100, max_iter=3, early_stopping=False, random_state=0
+    ).fit(X)
+    steps = _steps_per_epoch(X.size, 100)
+    start = est.alpha_ - est.alpha  # penalty above alpha after the last epoch
+    assert start > 0
+    # after 3 epochs of 12 steps the path has fallen by 0.99 ** 24 from epoch 0
+    est1 = SGDMFImputer(
+        rank=2, batch_size=100, max_iter=1, early_stopping=False, random_state=0
+    ).fit(X)
+    ratio = (est.alpha_ - est.alpha) / (est1.alpha_ - est1.alpha)
+    assert ratio == pytest.approx(0.99 ** (2 * steps))

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from sklearn_mc import SVDImputer
 from sklearn_mc.datasets import make_low_rank, make_mask
@@ -174,4 +175,184 @@ def test_standard_scaling_helps_tables_in_mixed_units():
     for scaling in ("none", "standard"):
         out = SVDImputer(scaling=scaling, random_state=0).fit_transform(X_missing)
         errors[scaling] = np.sqrt((((out - X) / X.std(0))[hidden] ** 2).mean())
-    assert errors["standard"] < 1.0 < errors["none"]
+    # (In raw units the fit is now shrunk toward the column means where the
+    # held-out error says it does not help: no longer worse than them.)
+    assert errors["standard"] < 0.95 * min(errors["none"], 1.0)
+
+
+# ------------------------------------------------- default rank (rank="auto")
+@pytest.mark.parametrize(
+    "shape, rank, rate",
+    [
+        ((60, 40), 2, 0.2),
+        ((60, 40), 2, 0.9),
+        ((100, 80), 3, 0.3),
+        ((150, 150), 7, 0.5),
+        ((300, 100), 10, 0.2),
+        ((200, 50), 4, 0.9),
+    ],
+)
+def test_auto_rank_is_the_true_rank_of_exact_low_rank_data(shape, rank, rate):
+    # Ranks 7 and 10 sit between or on rungs of the search's ladder; 20 %
+    # observed is 1.5-2x the information limit at these shapes. The old
+    # search picked rank 16 for the README's rank-5 example.
+    X = make_low_rank(*shape, rank, random_state=1)
+    hidden = make_mask(X.shape, "random", missing_rate=1 - rate, random_state=2)
+    est = SVDImputer(random_state=0)
+    out = est.fit_transform(np.where(hidden, np.nan, X))
+    assert est.rank_ == rank
+    assert relative_error(X, out, hidden) < 1e-6
+
+
+def test_auto_rank_is_stable_on_a_small_table():
+    # 30 x 4, exact rank 2 plus offsets, 20 % missing: the old single-split
+    # search picked a wrong rank for 12 % of the seeds (here seeds 26, 31, 36
+    # and 37 of the first 40) and warned that the rank it had chosen was
+    # underdetermined. Held-out errors are now the median over five folds of
+    # trimmed means, and only determined ranks are tried.
+    import warnings
+
+    rng = np.random.RandomState(0)
+    X = 5 + rng.randn(30, 2) @ rng.randn(2, 4)
+    X_missing = np.where(rng.rand(30, 4) < 0.2, np.nan, X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no underdetermined warning
+        for seed in (0, 1, 26, 31, 36, 37):
+            assert SVDImputer(random_state=seed).fit(X_missing).rank_ == 2
+
+
+def test_auto_rank_on_noisy_data_is_close_to_the_signal_rank():
+    rng = np.random.RandomState(0)
+    X = make_low_rank(200, 120, 4, random_state=0)
+    noisy = X + 0.3 * X.std() * rng.randn(*X.shape)
+    hidden = make_mask(X.shape, "random", missing_rate=0.6, random_state=0)
+    est = SVDImputer(random_state=0)
+    out = est.fit_transform(np.where(hidden, np.nan, noisy))
+    assert 3 <= est.rank_ <= 6
+    err = np.sqrt(((out - X)[hidden] ** 2).mean()) / X.std()
+    assert err < 0.3
+
+
+def test_verbose_reports_the_chosen_rank_and_reason(capsys):
+    X, X_missing, _ = _low_rank_problem(n=80, m=50, rank=3)
+    SVDImputer(random_state=0, verbose=1).fit(X_missing)
+    err = capsys.readouterr().err
+    assert "rank search" in err
+    assert "rank_=3 (exact fit of the held-out entries" in err
+
+
+# ------------------------------------------- ridge chosen from held-out data
+def _ratings_problem(seed=0):
+    from sklearn_mc.datasets import make_ratings
+    from sklearn_mc.model_selection import hide_entries
+
+    X = make_ratings(160, 120, rank=4, density=0.15, noise=0.5, random_state=seed)
+    X_train, hidden = hide_entries(X, 0.2, random_state=seed + 1)
+    return X, X_train, hidden
+
+
+@pytest.mark.parametrize("rank", [2, 10, 50])
+def test_explicit_rank_beats_column_means_on_noisy_ratings(rank):
+    # An explicit rank far above what 2,300 noisy ratings support (rank 50
+    # has 14,000 parameters): the ridge chosen on held-out entries keeps the
+    # fit below the column means' error; the old noise ridge (0 when the fit
+    # interpolates) was 25-60 % worse than the means at ranks 10-20.
+    import warnings
+
+    X, X_train, hidden = _ratings_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        out = SVDImputer(rank=rank, random_state=0).fit_transform(X_train)
+    mean = np.nanmean(X_train, 0)
+    mean = np.where(np.isnan(mean), np.nanmean(X_train), mean)
+    rmse = np.sqrt(((out - X)[hidden] ** 2).mean())
+    baseline = np.sqrt(((mean - X)[hidden] ** 2).mean())
+    assert rmse < baseline
+
+
+def test_exact_data_get_no_ridge_and_no_shrinkage():
+    X, X_missing, hidden = _low_rank_problem(rate=0.3)
+    est = SVDImputer(rank=3, random_state=0).fit(X_missing)
+    assert est.ridge_ == 0.0 and est.low_rank_weight_ == 1.0
+    assert relative_error(X, est.transform(X_missing), hidden) < 1e-6
+
+
+def test_structureless_table_falls_back_to_column_means_with_a_warning():
+    # Independent columns: no rank helps on held-out entries.
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 8)
+    hidden = rng.rand(*X.shape) < 0.3
+    X_missing = np.where(hidden, np.nan, X)
+    with pytest.warns(UserWarning, match="column means"):
+        est = SVDImputer(random_state=0)
+        out = est.fit_transform(X_missing)
+    means = np.nanmean(X_missing, 0)
+    rmse = np.sqrt(((out - X)[hidden] ** 2).mean())
+    baseline = np.sqrt(((means - X)[hidden] ** 2).mean())
+    assert rmse <= 1.01 * baseline
+
+
+@pytest.mark.parametrize("loader", ["load_diabetes", "load_wine", "load_breast_cancer"])
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_default_is_not_worse_than_column_means_on_real_tables(loader, rate):
+    import warnings
+
+    import sklearn.datasets
+
+    X = getattr(sklearn.datasets, loader)().data
+    hidden = np.random.RandomState(0).rand(*X.shape) < rate
+    X_missing = np.where(hidden, np.nan, X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        out = SVDImputer(random_state=0).fit_transform(X_missing)
+    std = X.std(0)
+    rmse = np.sqrt((((out - X) / std)[hidden] ** 2).mean())
+    means = np.nanmean(X_missing, 0)
+    baseline = np.sqrt((((means - X) / std)[hidden] ** 2).mean())
+    assert rmse <= 1.02 * baseline
+
+
+# ------------------------------------------------------------ sparse input
+def test_dense_and_sparse_inputs_give_the_same_completion():
+    import scipy.sparse as sp
+
+    X, X_missing, hidden = _low_rank_problem(n=70, m=30, rank=3, rate=0.5)
+    noisy = X_missing + 0.1 * np.random.RandomState(0).randn(*X.shape)
+    for data, rank in ((X_missing, "auto"), (noisy, "auto"), (noisy, 6)):
+        rows, cols = np.nonzero(~np.isnan(data))
+        S = sp.csr_array((data[rows, cols], (rows, cols)), shape=data.shape)
+        dense = SVDImputer(rank=rank, random_state=0).fit(data)
+        sparse = SVDImputer(rank=rank, random_state=0).fit(S)
+        assert dense.rank_ == sparse.rank_
+        r, c = np.nonzero(np.isnan(data))
+        np.testing.assert_allclose(
+            dense.predict_entries(r, c), sparse.predict_entries(r, c), atol=1e-8
+        )
+        np.testing.assert_allclose(
+            dense.transform(data), sparse.transform(S), atol=1e-8
+        )
+
+
+def test_sparse_fit_never_builds_a_dense_matrix(monkeypatch):
+    # The sparse path (rank search, ridge selection, fit, pair predictions)
+    # must not allocate rows x cols: make any such torch allocation fail.
+    import scipy.sparse as sp
+
+    X, X_missing, hidden = _low_rank_problem(n=300, m=200, rank=3, rate=0.1)
+    rows, cols = np.nonzero(~np.isnan(X_missing))
+    S = sp.coo_array((X_missing[rows, cols], (rows, cols)), shape=X.shape)
+    for name in ("zeros", "ones", "empty", "full", "randn"):
+        real = getattr(torch, name)
+
+        def guarded(*size, _real=real, **kwargs):
+            dims = size[0] if size and isinstance(size[0], (tuple, list)) else size
+            dims = [d for d in dims if isinstance(d, int)]
+            if len(dims) == 2 and dims[0] * dims[1] >= 300 * 200:
+                raise AssertionError(f"dense {dims} allocation")
+            return _real(*size, **kwargs)
+
+        monkeypatch.setattr(torch, name, guarded)
+    est = SVDImputer(random_state=0).fit(S)
+    r, c = np.nonzero(hidden)
+    pred = est.predict_entries(r, c)
+    assert np.abs(pred - X[r, c]).max() / np.abs(X).max() < 1e-5

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from sklearn_mc._torch import (
+    linear,
+    low_rank_svd,
     make_generator,
     resolve_device,
     seed_from,
@@ -50,3 +52,28 @@ def test_seeds_are_reproducible():
     a = torch.randn(4, generator=make_generator(seed_from(1)))
     b = torch.randn(4, generator=make_generator(seed_from(1)))
     assert torch.equal(a, b)
+
+
+def test_linear_draws_torch_default_init_from_the_generator():
+    torch.manual_seed(3)
+    reference = torch.nn.Linear(7, 4, dtype=torch.float64)
+    state = torch.get_rng_state()
+    layer = linear(7, 4, make_generator(3), dtype=torch.float64)
+    assert torch.equal(torch.get_rng_state(), state)  # global stream untouched
+    assert torch.equal(layer.weight, reference.weight)
+    assert torch.equal(layer.bias, reference.bias)
+
+
+@pytest.mark.parametrize("shape", [(30, 12), (12, 30)])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_low_rank_svd_is_svd_lowrank_on_a_generator(shape, sparse):
+    A = torch.randn(*shape, dtype=torch.float64, generator=make_generator(1))
+    if sparse:
+        A = A.to_sparse().coalesce()
+    torch.manual_seed(5)
+    reference = torch.svd_lowrank(A, q=6, niter=4)
+    state = torch.get_rng_state()
+    got = low_rank_svd(A, 6, 4, make_generator(5))
+    assert torch.equal(torch.get_rng_state(), state)
+    for a, b in zip(got, reference, strict=True):
+        assert torch.equal(a, b)

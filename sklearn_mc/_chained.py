@@ -1,0 +1,466 @@
+"""ChainedImputer: chained equations with a regressor chosen per column.
+
+The design follows HyperImpute (Jarrett, Cebere, Liu, Curth and van der
+Schaar, "HyperImpute: Generalized Iterative Imputation with Automatic Model
+Selection", ICML 2022): iterative imputation by chained equations (MICE,
+missForest), where every column's regressor is not fixed in advance but
+chosen among a small set of candidates by its held-out error on that column's
+observed entries. The candidate set here is kept small and bounded so that a
+fit costs a few times scikit-learn's ``IterativeImputer(BayesianRidge())``:
+the chained Bayesian ridge completion itself, extremely randomised trees (the
+missForest stand-in) and k-nearest-neighbour regression fitted on top of it,
+and the average of any subset of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.linear_model import BayesianRidge
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import BaseMatrixImputer
+from ._torch import draw_seed
+
+#: rows per ``predict`` call in ``transform``: bounds the memory of the
+#: k-nearest-neighbour candidate independently of the number of rows.
+CHUNK_ROWS = 4096
+#: below this many re-hidden entries (over all folds) a column's options are
+#: not told apart: it keeps the linear completion.
+MIN_VALIDATION_ENTRIES = 10
+
+
+def default_estimators() -> list[tuple[str, object]]:
+    """The second-stage candidates of ``estimators="auto"``.
+
+    Returns
+    -------
+    estimators : list of (str, regressor)
+        Extra trees (50 trees, half the features per split, leaves of at least
+        2 rows) and distance-weighted 10-nearest-neighbour regression, both
+        single-threaded.
+    """
+    return [
+        (
+            "extra_trees",
+            ExtraTreesRegressor(
+                n_estimators=50, max_features=0.5, min_samples_leaf=2, n_jobs=1
+            ),
+        ),
+        ("knn", KNeighborsRegressor(n_neighbors=10, weights="distance", n_jobs=1)),
+    ]
+
+
+class ChainedImputer(BaseMatrixImputer):
+    """Chained equations, then a per-column choice of regressor by held-out error.
+
+    Missing entries start at their column mean (columns standardised). Up to
+    ``max_iter`` rounds of Bayesian ridge regressions -- each column with
+    missing entries on all the others, in order of increasing missingness, as
+    in scikit-learn's ``IterativeImputer`` -- give a linear completion. Then
+    each column's missing entries are predicted by one of: that linear
+    completion, a candidate regressor (extra trees, k nearest neighbours)
+    trained on the column's observed rows with the linear completion as
+    features, or the average of any subset of these. The choice is made per
+    column, as HyperImpute does (Jarrett et al., ICML 2022), by the error on
+    observed entries that were hidden and imputed by the very same procedure
+    (``n_folds`` times, ``validation_fraction`` of the observed entries of a
+    subsample of at most ``selection_rows`` rows): an honest estimate, which
+    a cross-validation on the completed table is not (there, other columns'
+    imputed values were computed from the value being predicted).
+
+    :meth:`transform` completes new rows one by one with the fitted models:
+    column means, the stored linear rounds, then each column's chosen
+    models. ``fit_transform`` returns the same completion for the training
+    rows.
+
+    Read more in the :ref:`User Guide <chained>`.
+
+    Parameters
+    ----------
+    estimators : "auto" or list of (str, regressor), default="auto"
+        Second-stage candidate regressors (scikit-learn estimators with
+        ``fit`` and ``predict``; cloned per column; any name but
+        ``"linear"``). ``"auto"`` is extra trees (50 trees, half the features
+        per split, leaves of at least 2 rows) and distance-weighted
+        10-nearest-neighbour regression. An empty list keeps the
+        linear completion (chained Bayesian ridge only).
+    max_iter : int, default=10
+        Maximum number of rounds of the linear chained equations.
+    tol : float, default=1e-5
+        Stop the linear rounds once the mean squared change of the imputed
+        entries (standardised units) is below ``tol``.
+    n_folds : int, default=3
+        Times that entries are re-hidden to choose the models.
+    validation_fraction : float in (0, 1), default=0.08
+        Share of the observed entries re-hidden each time (small, so that
+        the selection runs see nearly the table's own share of missing
+        entries: chained linear regressions degrade fast as it grows).
+    selection_rows : int, default=2000
+        At most this many rows (drawn at random) enter each selection run;
+        bounds its cost on tall tables.
+    max_fit_rows : int or None, default=5000
+        At most this many observed rows (drawn at random) train each of a
+        column's regressions; bounds the cost on tall tables. None uses every
+        observed row.
+    missing_values : int, float or None, default=np.nan
+        The placeholder of missing entries.
+    keep_empty_features : bool, default=False
+        Keep all-missing columns in the output (filled with 0).
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
+        column for each column with missing entries at fit), as
+        scikit-learn's imputers do; its names are in
+        ``get_feature_names_out()``.
+    min_value : float or array-like of shape (n_features,), default=-np.inf
+        Lower bound of the imputed values (observed entries are never
+        changed); an array gives one bound per column, as in
+        :class:`~sklearn.impute.IterativeImputer`.
+    max_value : float or array-like of shape (n_features,), default=np.inf
+        Upper bound of the imputed values.
+    device : str or torch.device, default="auto"
+        Accepted for the package's contract and validated, but unused: the
+        regressors are scikit-learn's and run on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subsamples, the re-hidden entries and the randomised
+        candidates.
+    verbose : int, default=0
+        Print the chosen models.
+
+    Attributes
+    ----------
+    linear_estimators_ : list of list of (BayesianRidge or None)
+        Per linear round, per column, the fitted regression (None where a
+        column had no missing entries in that round, or is too empty to
+        regress; a column complete at fit has one in the last round, for new
+        rows).
+    estimators_ : list of dict
+        Per column, the fitted second-stage candidates it uses, by name.
+    chosen_ : list of tuple of str
+        Per column, the names whose predictions are averaged (``"linear"``
+        is the linear completion).
+    selection_scores_ : list of dict
+        Per column, the mean squared error (standardised units) of every
+        option on the re-hidden entries (empty where too few were hidden).
+    imputation_order_ : ndarray of int
+        The order in which columns are imputed within a round.
+    n_iter_ : int
+        Linear rounds run in the final fit (1 for a table without missing
+        entries: the single pass that fits the regressions for new rows).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during ``fit`` (DataFrame input only).
+
+    See Also
+    --------
+    sklearn.impute.IterativeImputer : chained equations with one regressor.
+    MLPImputer : a masked neural network for the same tables.
+
+    Notes
+    -----
+    Time: ``n_folds + 1`` runs of the procedure (the selection runs on at
+    most ``selection_rows`` rows), each ``max_iter`` rounds of Bayesian
+    ridge and one fit of every candidate per column, on at most
+    ``max_fit_rows`` rows each. Memory: the data, a few copies of it, and the
+    fitted models (the trees and the neighbour index grow with
+    ``max_fit_rows``, not with the number of rows).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mc import ChainedImputer
+    >>> from sklearn_mc.datasets import make_low_rank
+    >>> X = make_low_rank(100, 6, 2, random_state=0)
+    >>> X_missing = X.copy()
+    >>> X_missing[::4, 0] = np.nan
+    >>> imputer = ChainedImputer(random_state=0)
+    >>> X_filled = imputer.fit_transform(X_missing)
+    >>> X_filled.shape, bool(np.isnan(X_filled).any())
+    ((100, 6), False)
+    >>> imputer.transform(X_missing[:2]).shape  # new rows work the same way
+    (2, 6)
+    """
+
+    _cli_name = "chained"
+    _summary = "chained equations, regressor chosen per column (tables, new rows)"
+
+    _parameter_constraints: dict = {
+        **BaseMatrixImputer._parameter_constraints,
+        "estimators": [StrOptions({"auto"}), list],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_folds": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "selection_rows": [Interval(Integral, 2, None, closed="left")],
+        "max_fit_rows": [Interval(Integral, 2, None, closed="left"), None],
+    }
+
+    _scaling = "standard"
+
+    def __init__(
+        self,
+        *,
+        estimators="auto",
+        max_iter=10,
+        tol=1e-5,
+        n_folds=3,
+        validation_fraction=0.08,
+        selection_rows=2000,
+        max_fit_rows=5000,
+        missing_values=np.nan,
+        keep_empty_features=False,
+        add_indicator=False,
+        min_value=-np.inf,
+        max_value=np.inf,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimators = estimators
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_folds = n_folds
+        self.validation_fraction = validation_fraction
+        self.selection_rows = selection_rows
+        self.max_fit_rows = max_fit_rows
+        self.missing_values = missing_values
+        self.keep_empty_features = keep_empty_features
+        self.add_indicator = add_indicator
+        self.min_value = min_value
+        self.max_value = max_value
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------- fit
+    def _fit(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        candidates = self._candidates()
+        n_samples, n_features = X.shape
+        # Every random draw derives from the generator the base opened for the fit.
+        rng = np.random.RandomState(draw_seed())
+        n_missing = (~mask).sum(axis=0)
+        self.imputation_order_ = np.argsort(n_missing, kind="stable")
+        names = ["linear"] + [name for name, _ in candidates]
+        options = [
+            combo
+            for size in range(1, len(names) + 1)
+            for combo in itertools.combinations(names, size)
+        ]
+        self.chosen_, self.selection_scores_ = self._select(
+            X, mask, candidates, options, rng
+        )
+        if self.verbose:
+            print(f"[ChainedImputer] chosen models: {self.chosen_}")
+        linear, completion, fitted = _run(
+            X, mask, candidates, self.chosen_, self._fit_settings(rng), store=True
+        )
+        self.linear_estimators_, self.estimators_ = linear, fitted
+        self.n_iter_ = len(linear)
+        return completion
+
+    def _fit_settings(self, rng):
+        return dict(
+            rng=rng,
+            order=self.imputation_order_,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            max_fit_rows=self.max_fit_rows,
+        )
+
+    def _select(self, X, mask, candidates, options, rng):
+        """Per column, the option with the least error on re-hidden entries."""
+        n_samples, n_features = X.shape
+        sq_err = {combo: np.zeros(n_features) for combo in options}
+        counts = np.zeros(n_features)
+        every = [name for name, _ in candidates]
+        if n_features >= 2 and len(options) > 1:
+            for _ in range(self.n_folds):
+                rows = np.arange(n_samples)
+                if n_samples > self.selection_rows:
+                    rows = np.sort(
+                        rng.choice(n_samples, self.selection_rows, replace=False)
+                    )
+                sub_X, sub_mask = X[rows], mask[rows]
+                hide = sub_mask & (
+                    rng.random_sample(sub_mask.shape) < self.validation_fraction
+                )
+                # keep at least two observed entries in every column
+                hide &= (sub_mask & ~hide).sum(axis=0) >= 2
+                if not hide.any():
+                    continue
+                preds = _run(
+                    sub_X,
+                    sub_mask & ~hide,
+                    candidates,
+                    [tuple(["linear"] + every)] * n_features,
+                    self._fit_settings(rng),
+                    store=False,
+                    keep_all=True,
+                )
+                for j in range(n_features):
+                    at = hide[:, j]
+                    if not at.any():
+                        continue
+                    counts[j] += at.sum()
+                    truth = sub_X[at, j]
+                    for combo in options:
+                        guess = np.mean([preds[name][at, j] for name in combo], axis=0)
+                        sq_err[combo][j] += np.sum((guess - truth) ** 2)
+        chosen, scores = [], []
+        for j in range(n_features):
+            if counts[j] < MIN_VALIDATION_ENTRIES:
+                chosen.append(("linear",))
+                scores.append({})
+                continue
+            score = {"+".join(c): float(sq_err[c][j] / counts[j]) for c in options}
+            best = min(options, key=lambda c: sq_err[c][j])
+            chosen.append(best)
+            scores.append(score)
+        return chosen, scores
+
+    def _candidates(self) -> list[tuple[str, object]]:
+        if isinstance(self.estimators, str):
+            return default_estimators()
+        out = []
+        for item in self.estimators:
+            if not (
+                isinstance(item, tuple)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and hasattr(item[1], "fit")
+                and hasattr(item[1], "predict")
+            ):
+                raise ValueError(
+                    "estimators must be 'auto' or a list of (name, regressor) "
+                    f"tuples with fit and predict; got the item {item!r}."
+                )
+            out.append(item)
+        names = [name for name, _ in out]
+        if len(set(names)) != len(names) or "linear" in names:
+            raise ValueError(
+                f"estimator names must be unique and not 'linear', got {names}."
+            )
+        return out
+
+    # ----------------------------------------------------------- transform
+    def _transform(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        filled = np.where(mask, X, 0.0)
+        missing = ~mask
+        order = self.imputation_order_
+        for models in self.linear_estimators_:
+            for j in order:
+                rows = missing[:, j]
+                if rows.any() and models[j] is not None:
+                    filled[rows, j] = _predict(models[j], filled[rows], j)
+        return _second_stage(filled, missing, self.chosen_, self.estimators_)
+
+
+def _fit_model(estimator, filled, rows, j, rng):
+    """Clone, seed and fit ``estimator`` for column ``j`` on ``rows``."""
+    if rows.size < 2 or filled.shape[1] < 2:
+        return None
+    model = clone(estimator)
+    params = model.get_params()
+    if "random_state" in params:
+        model.set_params(random_state=int(rng.randint(2**31 - 1)))
+    if "n_neighbors" in params:
+        model.set_params(n_neighbors=min(model.n_neighbors, rows.size))
+    model.fit(np.delete(filled[rows], j, axis=1), filled[rows, j])
+    return model
+
+
+def _fit_rows(mask, j, max_fit_rows, rng):
+    rows = np.flatnonzero(mask[:, j])
+    if max_fit_rows is not None and rows.size > max_fit_rows:
+        rows = np.sort(rng.choice(rows, max_fit_rows, replace=False))
+    return rows
+
+
+def _run(X, mask, candidates, chosen, settings, *, store, keep_all=False):
+    """Linear rounds, then one round of each column's chosen models.
+
+    Returns the completions of every model (``keep_all``), or the fitted
+    linear rounds, the completion and the second-stage models (``store``).
+    """
+    rng, order = settings["rng"], settings["order"]
+    n_features = X.shape[1]
+    missing = ~mask
+    filled = np.where(mask, X, 0.0)  # standardised: 0 is the column mean
+    to_impute = [j for j in order if missing[:, j].any()]
+    linear_rounds = []
+    for _ in range(settings["max_iter"] if to_impute else 0):
+        previous = filled[missing]
+        models = [None] * n_features
+        for j in to_impute:
+            rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
+            models[j] = _fit_model(BayesianRidge(), filled, rows, j, rng)
+            at = missing[:, j]
+            filled[at, j] = _predict(models[j], filled[at], j)
+        linear_rounds.append(models)
+        if np.mean((filled[missing] - previous) ** 2) < settings["tol"]:
+            break
+    if store:
+        # Columns complete here get a regression too: new rows may miss them.
+        complete = [j for j in order if not missing[:, j].any()]
+        if complete and not linear_rounds:
+            linear_rounds.append([None] * n_features)
+        for j in complete:
+            rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
+            linear_rounds[-1][j] = _fit_model(BayesianRidge(), filled, rows, j, rng)
+    lookup = dict(candidates)
+    fitted = [{} for _ in range(n_features)]
+    # Columns complete here still get models when stored: new rows may miss them.
+    for j in order if store else to_impute:
+        names = [name for name in chosen[j] if name != "linear"]
+        if not names:
+            continue
+        rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
+        for name in names:
+            fitted[j][name] = _fit_model(lookup[name], filled, rows, j, rng)
+    if keep_all:
+        preds = {"linear": filled}
+        for name, _ in candidates:
+            out = filled.copy()
+            for j in to_impute:
+                at = missing[:, j]
+                out[at, j] = _predict(fitted[j].get(name), filled[at], j)
+            preds[name] = out
+        return preds
+    completion = _second_stage(filled, missing, chosen, fitted)
+    return linear_rounds, completion, fitted
+
+
+def _second_stage(filled, missing, chosen, fitted):
+    """Average of each column's chosen models, features from the linear completion."""
+    out = filled.copy()
+    for j, combo in enumerate(chosen):
+        at = missing[:, j]
+        if not at.any() or combo == ("linear",):
+            continue
+        guesses = [
+            filled[at, j]
+            if name == "linear"
+            else _predict(fitted[j][name], filled[at], j)
+            for name in combo
+        ]
+        out[at, j] = np.mean(guesses, axis=0)
+    return out
+
+
+def _predict(model, rows: np.ndarray, j: int) -> np.ndarray:
+    """``model``'s prediction for column ``j`` of ``rows`` (0, the mean, if None)."""
+    out = np.zeros(rows.shape[0])
+    if model is None or rows.shape[0] == 0:
+        return out
+    features = np.delete(rows, j, axis=1)
+    for start in range(0, rows.shape[0], CHUNK_ROWS):
+        out[start : start + CHUNK_ROWS] = model.predict(
+            features[start : start + CHUNK_ROWS]
+        )
+    return out

@@ -1,0 +1,133 @@
+"""Tests of ChainedImputer's own behaviour (the shared contract is in test_common)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+from sklearn.impute import IterativeImputer
+from sklearn.linear_model import BayesianRidge
+
+from sklearn_mc import ChainedImputer
+from sklearn_mc.datasets import make_mask
+
+FAST = [("extra_trees", ExtraTreesRegressor(n_estimators=10, n_jobs=1))]
+
+
+def _nonlinear(n=300, seed=0):
+    """Columns 1-3 are nonlinear functions of column 0 (a quadratic, a sine)."""
+    rng = np.random.RandomState(seed)
+    t = rng.uniform(-2, 2, n)
+    X = np.column_stack(
+        [t, t**2, np.sin(2 * t), np.abs(t), rng.standard_normal(n)]
+    ) + 0.05 * rng.standard_normal((n, 5))
+    return X
+
+
+def _linear(n=300, seed=0):
+    rng = np.random.RandomState(seed)
+    Z = rng.standard_normal((n, 2))
+    return Z @ rng.standard_normal((2, 6)) + 0.1 * rng.standard_normal((n, 6))
+
+
+def _hide(X, rate=0.2, seed=1):
+    mask = make_mask(X.shape, "random", missing_rate=rate, random_state=seed)
+    return np.where(mask, np.nan, X), mask
+
+
+def _rmse(out, X, mask):
+    return float(np.sqrt(np.mean((out[mask] - X[mask]) ** 2)))
+
+
+def test_picks_trees_on_nonlinear_columns_and_beats_linear_chain():
+    X = _nonlinear()
+    X_missing, mask = _hide(X)
+    est = ChainedImputer(estimators=FAST, n_folds=2, random_state=0)
+    out = est.fit_transform(X_missing)
+    linear = IterativeImputer(BayesianRidge(), random_state=0).fit_transform(X_missing)
+    # t**2 and |t| are not linear in anything observed: trees must be chosen
+    assert "extra_trees" in est.chosen_[1] and "extra_trees" in est.chosen_[3]
+    nonlinear = mask.copy()
+    nonlinear[:, [0, 4]] = False  # t itself and the pure-noise column
+    assert _rmse(out, X, nonlinear) < 0.85 * _rmse(linear, X, nonlinear)
+
+
+def test_keeps_linear_completion_on_linear_data():
+    X = _linear()
+    X_missing, mask = _hide(X)
+    est = ChainedImputer(estimators=FAST, n_folds=2, random_state=0)
+    out = est.fit_transform(X_missing)
+    linear = IterativeImputer(BayesianRidge(), random_state=0).fit_transform(X_missing)
+    assert sum("linear" in c for c in est.chosen_) >= 4
+    assert _rmse(out, X, mask) < 1.05 * _rmse(linear, X, mask)
+
+
+def test_empty_estimator_list_is_chained_bayesian_ridge():
+    X = _linear()
+    X_missing, mask = _hide(X)
+    est = ChainedImputer(estimators=[], max_iter=10, tol=0.0, random_state=0)
+    out = est.fit_transform(X_missing)
+    ref = IterativeImputer(BayesianRidge(), max_iter=10, tol=0.0, random_state=0)
+    ref_out = ref.fit_transform(X_missing)
+    assert all(c == ("linear",) for c in est.chosen_)
+    # same algorithm (sklearn also clips nothing here); standardisation differs
+    np.testing.assert_allclose(_rmse(out, X, mask), _rmse(ref_out, X, mask), rtol=0.02)
+
+
+def test_selection_scores_are_errors_on_rehidden_entries():
+    X = _nonlinear()
+    X_missing, _ = _hide(X)
+    est = ChainedImputer(estimators=FAST, n_folds=2, random_state=0).fit(X_missing)
+    for combo, scores in zip(est.chosen_, est.selection_scores_, strict=True):
+        assert scores and min(scores, key=scores.get) == "+".join(combo)
+        assert all(v >= 0 for v in scores.values())
+
+
+def test_transform_of_training_rows_matches_fit_transform():
+    X = _nonlinear(120)
+    X_missing, _ = _hide(X)
+    est = ChainedImputer(estimators=FAST, n_folds=1, random_state=0)
+    np.testing.assert_allclose(
+        est.fit_transform(X_missing), est.transform(X_missing), atol=1e-10
+    )
+
+
+def test_column_complete_at_fit_is_imputed_in_new_rows():
+    X = _nonlinear(150)
+    X_missing, _ = _hide(X)
+    X_missing[:, 1] = X[:, 1]  # column 1 has no missing entry at fit
+    est = ChainedImputer(estimators=FAST, n_folds=1, random_state=0).fit(X_missing)
+    new = X[:20].copy()
+    new[:, 1] = np.nan
+    out = est.transform(new)
+    mean_err = np.sqrt(np.mean((X[:20, 1] - X[:, 1].mean()) ** 2))
+    assert np.sqrt(np.mean((out[:, 1] - X[:20, 1]) ** 2)) < 0.7 * mean_err
+
+
+def test_tall_table_subsamples_rows():
+    X = _nonlinear(600)
+    X_missing, _ = _hide(X)
+    est = ChainedImputer(
+        estimators=FAST, n_folds=1, selection_rows=100, max_fit_rows=150, random_state=0
+    ).fit(X_missing)
+    trees = (
+        est.estimators_[1]["extra_trees"] if "extra_trees" in est.chosen_[1] else None
+    )
+    if trees is not None:
+        assert trees.estimators_[0].tree_.n_node_samples[0] <= 150
+
+
+@pytest.mark.parametrize(
+    "estimators, match",
+    [
+        ([("a", object())], "fit and predict"),
+        ([("linear", BayesianRidge())], "not 'linear'"),
+        ([("a", BayesianRidge()), ("a", BayesianRidge())], "unique"),
+        (["tree"], "fit and predict"),
+    ],
+)
+def test_bad_estimators_raise(estimators, match):
+    X_missing, _ = _hide(_linear(40))
+    with pytest.raises(ValueError, match=match):
+        ChainedImputer(estimators=estimators).fit(X_missing)
