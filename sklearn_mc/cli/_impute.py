@@ -331,10 +331,11 @@ def cmd_impute(args: argparse.Namespace) -> int:
     )
     check_estimator_settings(estimator)
     out_kind = output_kind(args.output, args.input, args.sep)
-    check_output(args.output, out_kind)
+    # A usage error is named before a missing Parquet engine is.
     check_float_format(args.float_format)
     if args.float_format is not None and out_kind == "parquet":
         raise CLIError("--float-format applies to CSV/TSV output, not Parquet")
+    check_output(args.output, out_kind)
     report_format = args.report_format
     if args.report is not None:
         if report_format is None:
