@@ -129,11 +129,11 @@ def compare(cls, params, device, truth, X, hidden, tol) -> dict:
         agree = abs(rmse_device - rmse_cpu) <= 0.1 * max(rmse_device, rmse_cpu)
     return model, {
         "imputer": name,
-        f"{device} s": t_device,
+        "device s": t_device,
         "cpu s": t_cpu,
         "speed-up": t_cpu / t_device,
         "max |diff| / scale": float(diff),
-        f"RMSE {device}": rmse_device,
+        "RMSE device": rmse_device,
         "RMSE cpu": rmse_cpu,
         "agree": "yes" if agree else "NO",
     }
