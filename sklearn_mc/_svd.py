@@ -11,7 +11,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseMatrixImputer, warn_user
-from ._optim import progress
+from ._optim import progress, warn_not_converged
 from ._torch import (
     compute_dtype,
     low_rank_svd,
@@ -379,6 +379,10 @@ class SVDImputer(BaseMatrixImputer):
             search.folds = None
         U, V, offsets, n_iter = fit(entries, rank, *args, floors=floors)
         self.n_iter_ = max(n_iter, 1)
+        if n_iter >= self.max_iter:
+            # scikit-learn's rule: a final fit that used every iteration may
+            # not have converged (the rank search's fits do not warn).
+            warn_not_converged("SVDImputer", self.max_iter, self.tol)
         self.low_rank_weight_ = weight
         self.ridge_ = float(floors[0])
         U_bal = self._store_factors(U, V, offsets)

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -356,3 +358,15 @@ def test_sparse_fit_never_builds_a_dense_matrix(monkeypatch):
     r, c = np.nonzero(hidden)
     pred = est.predict_entries(r, c)
     assert np.abs(pred - X[r, c]).max() / np.abs(X).max() < 1e-5
+
+
+def test_stopping_at_max_iter_warns_convergence():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = make_low_rank(30, 20, rank=3, random_state=0)
+    X[make_mask(X.shape, "random", missing_rate=0.5, random_state=0)] = np.nan
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        SVDImputer(rank=3, max_iter=2, random_state=0, device="cpu").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        SVDImputer(rank=3, random_state=0, device="cpu").fit(X)
