@@ -9,7 +9,7 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from ._base import warn_user
-from ._deep_linear import DeepLinearImputer, product, right_product
+from ._deep_linear import DeepLinearImputer, right_product
 from ._optim import train
 from ._torch import compute_dtype, draw_seed, make_generator, to_numpy, to_tensor
 
@@ -313,12 +313,12 @@ class AIRNetImputer(DeepLinearImputer):
         )
 
         def loss_fn(idx):
-            X_hat = product(factors)
+            # product(factors), keeping its right factor for the factored traces
+            left, right = factors[-1], right_product(factors)
+            X_hat = left if right is None else left @ right
             fidelity = ((X_hat - target) ** 2 * weights).sum() / n_obs
             loss = fidelity
             reg_r = reg_c = torch.zeros((), dtype=dtype, device=device)
-            if low_rank and (free_r is not None or free_c is not None):
-                left, right = factors[-1], right_product(factors)
             if free_r is not None:
                 a_r = affinity(free_r)
                 if low_rank:

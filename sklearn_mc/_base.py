@@ -570,7 +570,8 @@ RAW_UNITS_MAX = 1e150
 
 def _check_raw_units(est, X: np.ndarray, mask: np.ndarray) -> None:
     """Refuse data too large for a fit the user asked to run in raw units."""
-    if est._scaling != "none" or getattr(est, "scaling", None) != "none":
+    # The parameter first: reading ``_scaling`` may cost a pass over the data.
+    if getattr(est, "scaling", None) != "none" or est._scaling != "none":
         return
     top = float(np.abs(X[mask]).max())
     if top > RAW_UNITS_MAX:

@@ -190,7 +190,7 @@ class _Side:
             ).coalesce()
             self.matrix_t = self.matrix.t().coalesce()
 
-    def reset(self, epoch=None):
+    def reset(self):
         """Drop the cache (start of an epoch, also after a divergence rewind)."""
         self.cache = None
         self.steps = 0

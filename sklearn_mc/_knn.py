@@ -16,14 +16,6 @@ from ._base import BaseMatrixImputer
 from ._optim import progress
 from ._torch import compute_dtype, to_numpy, to_tensor
 
-# Candidates per row: ``1.5 k / observed-fraction`` plus this margin, so that
-# nearly every entry finds its k donors among them (the rest fall back to an
-# exact search); each candidate costs n_features work per row.
-_EXTRA_CANDIDATES = 8
-# Rows per chunk are also capped so that a chunk's temporaries stay near this
-# size: the many elementwise passes then run in cache (about 2x faster on CPU).
-_CACHE_BYTES = 2**24
-
 
 class KNNImputer(BaseMatrixImputer):
     """Complete missing entries with the mean of the k nearest neighbours.
@@ -267,7 +259,7 @@ class KNNImputer(BaseMatrixImputer):
         Zt = to_tensor(Z.T, device, dtype)
         Mt = to_tensor(mask.T, device).to(dtype)
         n_cols = Zt.shape[0]
-        chunk = _chunk_size(n_cols, n_cols)
+        chunk = _rows.chunk_size(n_cols, n_cols)
         out = np.empty((n_cols, n_cols))
         for start in range(0, n_cols, chunk):
             sl = slice(start, start + chunk)
@@ -318,8 +310,8 @@ class KNNImputer(BaseMatrixImputer):
             bounds = _rows.LowerBounds(to_tensor(B_c, device, dtype), train.mB)
             del B_c
             chunk = self._chunk_rows or min(
-                _chunk_size(2 * n_train + 4 * n_cand * n_features, len(rows)),
-                max(16, _CACHE_BYTES // (8 * (n_train + n_cand * n_features))),
+                _rows.chunk_size(2 * n_train + 4 * n_cand * n_features, len(rows)),
+                max(16, _rows.CACHE_BYTES // (8 * (n_train + n_cand * n_features))),
             )
             pending_pos, pending_cols = [], []
             for start in range(0, len(rows), chunk):
@@ -355,7 +347,7 @@ class KNNImputer(BaseMatrixImputer):
             sklearn.get_config()["working_memory"] * 2**20,
             max(2**26, 2 * fit_X.nbytes),
         )
-        chunk = self._chunk_rows or _chunk_size(
+        chunk = self._chunk_rows or _rows.chunk_size(
             5 * n_train + train.gather_per_row, len(rows), budget
         )
         exact = to_tensor(exact_np, device)
@@ -388,7 +380,7 @@ class KNNImputer(BaseMatrixImputer):
         std = to_tensor(self._col_std, device, dtype)
         col_ratio = to_tensor(self._col_ratio, device, dtype)
         k = min(self.n_neighbors, n_features)
-        chunk = self._chunk_rows or _chunk_size(4 * n_features, len(rows))
+        chunk = self._chunk_rows or _rows.chunk_size(4 * n_features, len(rows))
         bar = progress(len(rows), self.verbose, "KNNImputer")
         for start in range(0, len(rows), chunk):
             idx = rows[start : start + chunk]
@@ -399,7 +391,7 @@ class KNNImputer(BaseMatrixImputer):
             for j in torch.nonzero(missing.any(0)).flatten().tolist():
                 receivers = torch.nonzero(missing[:, j]).flatten()
                 dist = torch.where(mZ[receivers], col_ratio[j], torch.inf)
-                near, where = _smallest(dist, k)
+                near, where = _rows.smallest(dist, k)[:2]
                 z = _neighbour_mean(
                     near,
                     torch.isfinite(near),
@@ -415,13 +407,6 @@ class KNNImputer(BaseMatrixImputer):
 
 
 # ---------------------------------------------------------------- helpers
-def _chunk_size(values_per_row: int, n_rows: int, budget: int | None = None) -> int:
-    """Rows per chunk so that ``rows × values_per_row`` float64 fit in memory."""
-    if budget is None:
-        budget = sklearn.get_config()["working_memory"] * 2**20
-    return int(max(1, min(n_rows, budget // (8 * max(values_per_row, 1)))))
-
-
 def _pick_search(fit_mask, n_cand, exact_fraction=1.0):
     """``"candidates"`` or ``"donors"``, whichever the cost model says is faster.
 
@@ -473,26 +458,6 @@ def _exact_ratios(A, mA, B, mB):
     d2.clamp_(min=0)
     common = mA @ mB.T
     return torch.where(common > 0, d2 / common, torch.inf)
-
-
-def _smallest(dist, k):
-    """The ``k`` smallest entries of each row and their columns, ties to the left.
-
-    ``torch.topk`` breaks ties between equal distances differently depending
-    on the shape of the batch, so a row's neighbours (and its completion)
-    could change with the other rows transformed alongside it. Here the
-    ``k``-th smallest value is taken from ``topk`` (values are unambiguous)
-    and, among entries equal to it, the leftmost are kept: a row's choice
-    depends on that row only. Columns come back in increasing order.
-    """
-    dist = torch.where(torch.isnan(dist), torch.inf, dist)  # NaN compares as nothing
-    kth = torch.topk(dist, k, dim=1, largest=False).values[:, -1:]
-    below = dist < kth
-    tie = dist == kth
-    room = k - below.sum(1, keepdim=True)
-    chosen = below | (tie & (tie.cumsum(1) <= room))
-    where = torch.nonzero(chosen)[:, 1].view(-1, k)
-    return dist.gather(1, where), where
 
 
 def _neighbour_mean(ratio, selected, values, weights):

@@ -144,10 +144,9 @@ def fit_sparse(est, X) -> ObservedEntries:
             "of a rating matrix is its sparsity pattern: use X != 0 or the "
             "matrix itself); set add_indicator=False."
         )
-    from . import _base
+    from ._base import _check_limits
 
-    if hasattr(_base, "_check_limits"):
-        est._min_value, est._max_value = _base._check_limits(est, entries.shape[1])
+    est._min_value, est._max_value = _check_limits(est, entries.shape[1])
     est.indicator_ = None
     est._valid_mask = entries.col_counts() > 0
     if not est._valid_mask.all():
@@ -158,20 +157,6 @@ def fit_sparse(est, X) -> ObservedEntries:
     with fit_context(seed_from(est.random_state), est._device):
         est._fit_entries(_scaled(est, entries))
     return entries
-
-
-def _add_empty_columns(est, out: np.ndarray, lo=None) -> np.ndarray:
-    """Columns empty at fit, filled with 0 (clipped to the limits, if any)."""
-    if est._valid_mask.all() or not est.keep_empty_features:
-        return out
-    empty = ~est._valid_mask
-    fill = np.zeros(int(empty.sum()))
-    if lo is not None:
-        fill = np.clip(fill, lo[empty], est._max_value[empty])
-    full = np.empty((out.shape[0], est.n_features_in_))
-    full[:, est._valid_mask] = out
-    full[:, empty] = fill
-    return full
 
 
 def _check_finite(est, values: np.ndarray) -> None:
@@ -203,13 +188,12 @@ def fit_transform_sparse(est, X) -> np.ndarray:
         c = np.tile(col_grid, stop - start)
         block = _unscaled(est, est._predict_entries(r, c), c)
         out[start:stop] = block.reshape(stop - start, n_valid)
-    lo, hi = _limits(est)
-    if lo is not None:
-        valid = est._valid_mask
-        out = np.clip(out, lo[valid], hi[valid])
+    mask = np.zeros(out.shape, dtype=bool)
+    mask[entries.rows, entries.cols] = True
     out[entries.rows, entries.cols] = entries.values
     _check_finite(est, out)
-    return _add_empty_columns(est, out, lo)
+    # the dense path's clipping and empty columns (no indicator for sparse)
+    return est._assemble(out, mask, None, np.dtype(np.float64))
 
 
 def _dense_rows(est, entries: ObservedEntries, start: int, stop: int) -> np.ndarray:

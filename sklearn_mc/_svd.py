@@ -711,13 +711,15 @@ def _init_factors(entries, rank, center, seed):
     device, dtype = entries.device, entries.dtype
     c = _column_means(entries) if center else torch.zeros(n, dtype=dtype, device=device)
     p = entries.nnz / (m * n)
-    S = entries.matrix((entries.values - c[entries.cols]) / p)
+    centred = (entries.values - c[entries.cols]) / p
+    S = entries.matrix(centred)
     gen = make_generator(seed)
     q = min(rank + 10, m, n)
     # Randomised range finder with a few power iterations (sparse products).
     Q = torch.randn(n, q, generator=gen, dtype=dtype).to(device)
     Q = torch.linalg.qr(S @ Q).Q
-    St = entries.matrix((entries.values - c[entries.cols]) / p, transpose=True)
+    St = entries.matrix(centred, transpose=True)
+    del centred
     for _ in range(4):
         Q = torch.linalg.qr(St @ Q).Q
         Q = torch.linalg.qr(S @ Q).Q

@@ -170,7 +170,9 @@ def test_warning_filters_are_restored_after_main(tmp_path, capsys):
     src = tmp_path / "in.csv"
     write_table(src, n_rows=6)
     before = warnings.showwarning, list(warnings.filters)
-    run_cli(capsys, "impute", str(src), "-o", "-", "-q", *FAST)
+    args = ["impute", str(src), "-o", "-", "-q", "--index-col", "0", *FAST]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
     assert (warnings.showwarning, list(warnings.filters)) == before
 
 

@@ -212,8 +212,6 @@ def test_auto_rank_is_stable_on_a_small_table():
     # and 37 of the first 40) and warned that the rank it had chosen was
     # underdetermined. Held-out errors are now the median over five folds of
     # trimmed means, and only determined ranks are tried.
-    import warnings
-
     rng = np.random.RandomState(0)
     X = 5 + rng.randn(30, 2) @ rng.randn(2, 4)
     X_missing = np.where(rng.rand(30, 4) < 0.2, np.nan, X)
@@ -259,8 +257,6 @@ def test_explicit_rank_beats_column_means_on_noisy_ratings(rank):
     # has 14,000 parameters): the ridge chosen on held-out entries keeps the
     # fit below the column means' error; the old noise ridge (0 when the fit
     # interpolates) was 25-60 % worse than the means at ranks 10-20.
-    import warnings
-
     X, X_train, hidden = _ratings_problem()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -297,8 +293,6 @@ def test_structureless_table_falls_back_to_column_means_with_a_warning():
 @pytest.mark.parametrize("loader", ["load_diabetes", "load_wine", "load_breast_cancer"])
 @pytest.mark.parametrize("rate", [0.2, 0.5])
 def test_default_is_not_worse_than_column_means_on_real_tables(loader, rate):
-    import warnings
-
     import sklearn.datasets
 
     X = getattr(sklearn.datasets, loader)().data

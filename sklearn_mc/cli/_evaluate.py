@@ -23,11 +23,11 @@ from ._impute import (
     describe,
     make_estimator,
     postprocess,
+    read_columns,
     resolve_method,
-    select_columns,
     warn_if_slow,
 )
-from ._io import check_input_path, read_table
+from ._io import check_input_path
 from ._parser import parse_param
 
 BASELINE = "column mean"
@@ -115,14 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise CLIError(f"--repeats must be at least 1, got {args.repeats}")
     candidates = _candidates(args)
-    df, _ = read_table(
-        args.input,
-        sep=args.sep,
-        index_col=args.index_col,
-        header=not args.no_header,
-        na_values=args.na_values,
-    )
-    table = select_columns(df, args.input, args)
+    table = read_columns(args)
     X = table.matrix()
     keep = ~np.isnan(X).all(axis=0)
     X = X[:, keep]

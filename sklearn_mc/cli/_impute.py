@@ -197,6 +197,18 @@ def _is_numeric(series) -> bool:
     )
 
 
+def read_columns(args: argparse.Namespace) -> Table:
+    """Read ``args.input`` as the options say and split its columns."""
+    df, _ = read_table(
+        args.input,
+        sep=args.sep,
+        index_col=args.index_col,
+        header=not args.no_header,
+        na_values=args.na_values,
+    )
+    return select_columns(df, args.input, args)
+
+
 def select_columns(df, path: str, args: argparse.Namespace) -> Table:
     """Split the columns into imputed ones and copied ones (see module doc)."""
     import pandas as pd
@@ -206,9 +218,7 @@ def select_columns(df, path: str, args: argparse.Namespace) -> Table:
     wanted = _names(args.columns, df, "--columns")
     excluded = _names(args.exclude, df, "--exclude") or []
     candidates = [
-        c
-        for c in (wanted if wanted is not None else df.columns)
-        if c not in set(excluded)
+        c for c in (wanted if wanted is not None else df.columns) if c not in excluded
     ]
     numeric = [c for c in candidates if _is_numeric(df[c])]
     refused = [c for c in candidates if not _is_numeric(df[c])]
@@ -344,14 +354,8 @@ def cmd_impute(args: argparse.Namespace) -> int:
         if args.report != STDIO and args.report == args.output:
             raise CLIError("--report and -o name the same file")
 
-    df, _ = read_table(
-        args.input,
-        sep=args.sep,
-        index_col=args.index_col,
-        header=not args.no_header,
-        na_values=args.na_values,
-    )
-    table = select_columns(df, args.input, args)
+    table = read_columns(args)
+    df = table.df
     X = table.matrix()
     missing = np.isnan(X)
     empty = missing.all(axis=0)

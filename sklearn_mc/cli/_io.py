@@ -336,6 +336,25 @@ def _compression(target: Path):
     return method
 
 
+def _replace_atomically(target: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``target``, then rename.
+
+    On any failure the temporary file is removed and ``target`` is untouched.
+    """
+    fd, tmp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+    )
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_table(df, path: str, kind: str, *, header: bool) -> None:
     """Write ``df`` like the input was read, atomically.
 
@@ -355,11 +374,8 @@ def write_table(df, path: str, kind: str, *, header: bool) -> None:
         sys.stdout.flush()
         return
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-    )
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         if kind == "parquet":
             need_parquet()
             out = df.copy()
@@ -369,12 +385,8 @@ def write_table(df, path: str, kind: str, *, header: bool) -> None:
             df.to_csv(tmp, compression=_compression(target), **options)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, _new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    _replace_atomically(target, write)
 
 
 def write_text(text: str, path: str) -> None:
@@ -383,16 +395,9 @@ def write_text(text: str, path: str) -> None:
         sys.stderr.write(text)
         sys.stderr.flush()
         return
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, _new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    _replace_atomically(Path(path), write)
