@@ -2,7 +2,8 @@
 
 Run ``python benchmarks/bench_air_net.py`` (``--quick`` for a small run,
 ``--part images`` or ``--part community`` for one part). Writes
-``benchmarks/results/air_net.md`` (tables), ``air_net.png`` (a figure like the
+``benchmarks/results/air_net.md`` (tables; every file gets a ``_quick``
+suffix for ``--quick``), ``air_net.png`` (a figure like the
 paper's Fig. 4: observed image and every method's completion, per mask) and
 ``air_net_curve.png`` (NMAE vs iteration of AIR-Net and of deep MF without
 early stopping, like the paper's Fig. 3), and prints the tables. Each part
@@ -98,14 +99,24 @@ def with_curve(cls, truth, hidden, **params):
     return est
 
 
+#: names of the imputers to run (None: all); set by ``--methods``.
+ONLY: list[str] | None = None
+#: image masks to run (None: all); set by ``--masks``.
+KINDS: list[str] | None = None
+
+
 def peers(max_iter, learning_rate, seed=0):
     """Every imputer of the comparison, at its defaults (iteration cap aside)."""
     from sklearn.impute import KNNImputer
 
-    out = {"KNN (sklearn)": KNNImputer()}
+    out = (
+        {} if ONLY and "KNN (sklearn)" not in ONLY else {"KNN (sklearn)": KNNImputer()}
+    )
     for name in sklearn_mc.__all__:
         cls = getattr(sklearn_mc, name)
         if not (inspect.isclass(cls) and issubclass(cls, BaseMatrixImputer)):
+            continue
+        if ONLY and name not in ONLY:
             continue
         params = {"random_state": seed, "device": "cpu"}
         if cls in (AIRNetImputer, DeepMFImputer):
@@ -163,11 +174,11 @@ def with_curves(ests, truth, mask, max_iter, learning_rate, seed):
     return ests
 
 
-def part_images(size, max_iter, learning_rate, seed=0):
+def part_images(size, max_iter, learning_rate, suffix="", seed=0):
     img = cameraman(size)
     out = {"size": size, "results": {}, "curves": {}}
     observed, completions = {}, {}
-    for kind in MASKS:
+    for kind in KINDS or MASKS:
         mask = make_mask(img.shape, kind, random_state=seed)
         ests = peers(max_iter, learning_rate, seed)
         if kind == "random":
@@ -178,7 +189,7 @@ def part_images(size, max_iter, learning_rate, seed=0):
         for name, value in results.items():
             out["results"].setdefault(name, {})[kind] = value
         out["curves"].update(curves)
-    plot_completions(img, observed, completions, RESULTS / "air_net.png")
+    plot_completions(img, observed, completions, RESULTS / f"air_net{suffix}.png")
     return out
 
 
@@ -250,7 +261,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run")
     parser.add_argument("--part", choices=["all", "images", "community"], default="all")
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="run only these imputers (class names, or 'KNN (sklearn)')",
+    )
+    parser.add_argument("--masks", nargs="*", default=None, choices=MASKS)
     args = parser.parse_args(argv)
+    global ONLY, KINDS
+    ONLY, KINDS = args.methods, args.masks
     torch.set_num_threads(1)
     size, max_iter, lr = (96, 2000, 5e-3) if args.quick else (240, 10000, 1e-3)
     setting = (
@@ -264,17 +285,19 @@ def main(argv=None):
     except ImportError as exc:
         print(f"fancyimpute skipped: {exc}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    parts = {"images": lambda: part_images(size, max_iter, lr)}
+    # A quick run must not overwrite the full run's files.
+    suffix = "_quick" if args.quick else ""
+    parts = {"images": lambda: part_images(size, max_iter, lr, suffix)}
     parts["community"] = lambda: part_community(max_iter, lr)
     for name, fn in parts.items():
         if args.part in ("all", name):
             result = fn()
             result["setting"] = setting
-            (RESULTS / f"air_net_{name}.json").write_text(json.dumps(result))
+            (RESULTS / f"air_net_{name}{suffix}.json").write_text(json.dumps(result))
     stored = {
-        name: json.loads((RESULTS / f"air_net_{name}.json").read_text())
+        name: json.loads((RESULTS / f"air_net_{name}{suffix}.json").read_text())
         for name in parts
-        if (RESULTS / f"air_net_{name}.json").exists()
+        if (RESULTS / f"air_net_{name}{suffix}.json").exists()
     }
     lines = ["# AIRNetImputer benchmark", ""]
     if "images" in stored:
@@ -283,8 +306,8 @@ def main(argv=None):
         lines += community_section(stored["community"])
     text = "\n".join(lines)
     print(text)
-    (RESULTS / "air_net.md").write_text(text)
-    plot_curves(stored, RESULTS / "air_net_curve.png")
+    (RESULTS / f"air_net{suffix}.md").write_text(text)
+    plot_curves(stored, RESULTS / f"air_net_curve{suffix}.png")
 
 
 def plot_completions(img, observed, completions, path):
@@ -293,12 +316,13 @@ def plot_completions(img, observed, completions, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in completions["random"] if "no early" not in n]
+    kinds = list(completions)
+    names = [n for n in completions[kinds[0]] if "no early" not in n]
     n_cols = len(names) + 2
     fig, axes = plt.subplots(
-        len(MASKS), n_cols, figsize=(1.6 * n_cols, 1.8 * len(MASKS))
+        len(kinds), n_cols, figsize=(1.6 * n_cols, 1.8 * len(kinds)), squeeze=False
     )
-    for r, kind in enumerate(MASKS):
+    for r, kind in enumerate(kinds):
         panels = [("truth", img), ("observed", observed[kind])]
         panels += [(n, completions[kind].get(n)) for n in names]
         for c, (title, pic) in enumerate(panels):

@@ -1,6 +1,8 @@
 """DMF on synthetic ratings: seen and unseen users/items (paper Tables 1-2).
 
-Layout of the seed paper's Table 1: a share of the users and of the items is
+Layout of Table 1 of Nguyen, Tsiligianni and Deligiannis, "Extendable neural
+matrix completion" (ICASSP 2018; Table 2 is from their "Learning discrete
+matrix factorization models", IEEE SPL 2018): a share of the users and of the items is
 withheld from training entirely (new users, new items). Every observed rating
 is either an input or, with probability ``--test-fraction``, a test entry;
 test entries are scored in four areas:
@@ -21,14 +23,15 @@ continuous DMF (Table 2's question), the paper's own input setting
 to fitting again with their input ratings in the training matrix.
 
 Run ``python benchmarks/bench_dmf.py`` (2000 x 1000, ~5 % observed) or with
-``--quick`` (500 x 300). Writes benchmarks/results/dmf.md and dmf.png.
+``--quick`` (500 x 300). Writes benchmarks/results/dmf.md and dmf.png
+(``dmf_quick.md`` and ``dmf_quick.png`` with ``--quick``).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
+import os
+import sys
 
 import numpy as np
 import torch
@@ -38,7 +41,17 @@ from sklearn_mc.datasets import make_ratings
 from sklearn_mc.metrics import mae, rmse
 from sklearn_mc.model_selection import hide_entries, split_indices
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (  # noqa: E402
+    Timer,
+    command,
+    environment,
+    fmt,
+    markdown_table,
+    report_path,
+    write_report,
+)
+
 AREAS = ("I", "II", "III", "IV")
 LEVELS = [1, 2, 3, 4, 5]
 
@@ -78,10 +91,10 @@ def epoch_scaling(sizes=(1000, 2000, 4000)):
     lines = [
         "## One epoch of DMFImputer (defaults, max_iter=1), m x 50",
         "",
-        "CPU seconds (time.process_time, one torch thread; the machine was "
-        "shared, so wall times were several times longer). 'exact' encodes "
-        "every touched column from all its entries at each step (the code "
-        "before the cache).",
+        "CPU seconds (time.process_time, one torch thread; wall times on a "
+        "shared machine are longer). 'exact' encodes every touched column "
+        "from all its entries at each step (the code before the cache). "
+        f"{environment()}.",
         "",
         "| rows | cached (default) | exact (old) | cache intervals (rows, cols) |",
         "|---|---|---|---|",
@@ -94,9 +107,9 @@ def epoch_scaling(sizes=(1000, 2000, 4000)):
         for mode, factor in (("cached", _dmf._CACHE_FACTOR), ("exact", np.inf)):
             saved, _dmf._CACHE_FACTOR = _dmf._CACHE_FACTOR, factor
             try:
-                c0 = time.process_time()
-                est = DMFImputer(max_iter=1, random_state=0, device="cpu").fit(Z)
-                cpu[mode] = time.process_time() - c0
+                with Timer() as timer:
+                    est = DMFImputer(max_iter=1, random_state=0, device="cpu").fit(Z)
+                cpu[mode] = timer.cpu
                 if mode == "cached":
                     intervals = est._cache_intervals
             finally:
@@ -140,21 +153,20 @@ class Split:
 
 def dmf_areas(est, split):
     """Fit on area I's inputs; complete all four areas."""
-    t0 = time.perf_counter()
-    pred_i = est.fit_transform(split.inputs_of("I"))
-    fit_s = time.perf_counter() - t0
+    with Timer() as timer:
+        pred_i = est.fit_transform(split.inputs_of("I"))
     res = est.complete(
         split.inputs_of("II"), split.inputs_of("III"), X_new_both=split.inputs_of("IV")
     )
     preds = {"I": pred_i, "II": res.new_rows, "III": res.new_cols, "IV": res.new_both}
-    return preds, fit_s
+    return preds, (timer.wall, timer.cpu)
 
 
 def peer_areas(est, split):
-    t0 = time.perf_counter()
-    pred_i = est.fit_transform(split.inputs_of("I"))
-    fit_s = time.perf_counter() - t0
-    return {"I": pred_i, "II": est.transform(split.inputs_of("II"))}, fit_s
+    with Timer() as timer:
+        pred_i = est.fit_transform(split.inputs_of("I"))
+    preds = {"I": pred_i, "II": est.transform(split.inputs_of("II"))}
+    return preds, (timer.wall, timer.cpu)
 
 
 def mean_areas(split):
@@ -186,24 +198,16 @@ def load_peers():
     return peers
 
 
-def fmt(value):
-    return "–" if value is None or np.isnan(value) else f"{value:.3f}"
-
-
-def table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def score(value):
+    """An error in a table cell: three decimals, "–" where there is none."""
+    return fmt(None if value is None else float(value), 3, fixed=True)
 
 
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     if args.epoch_scaling:
-        text = epoch_scaling()
-        print(text)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "dmf_epoch_scaling.md").write_text(text)
+        write_report("dmf_epoch_scaling", epoch_scaling())
         return
     n_users = args.n_users or (500 if args.quick else 2000)
     n_items = args.n_items or (300 if args.quick else 1000)
@@ -231,7 +235,8 @@ def main():
         print(f"fitting {label} ...", flush=True)
         est = dmf(**params)
         preds[label], times[label] = dmf_areas(est, split)
-        print(f"  {times[label]:.1f} s, {est.n_iter_} epochs", flush=True)
+        wall, cpu = times[label]
+        print(f"  {wall:.1f} s ({cpu:.1f} s CPU), {est.n_iter_} epochs", flush=True)
         results[label] = {a: split.score(a, preds[label][a]) for a in AREAS}
     for name, cls in load_peers().items():
         print(f"fitting {name} ...", flush=True)
@@ -244,14 +249,16 @@ def main():
             a: split.score(a, p[a]) if a in p else (np.nan,) * 2 for a in AREAS
         }
     results["mean baseline"] = {a: split.score(a, mean_areas(split)[a]) for a in AREAS}
-    times["mean baseline"] = 0.0
+    times["mean baseline"] = (0.0, 0.0)
 
     # -------------------------------------------------- Table 1: the areas
     rows = []
     for label, res in results.items():
-        cells = [f"{fmt(res[a][0])} / {fmt(res[a][1])}" for a in AREAS]
-        rows.append([label, *cells, f"{times[label]:.1f}"])
-    t1 = table(["method", *[f"{a} RMSE / MAE" for a in AREAS], "fit s"], rows)
+        cells = [f"{score(res[a][0])} / {score(res[a][1])}" for a in AREAS]
+        wall, cpu = times[label]
+        rows.append([label, *cells, f"{wall:.1f} / {cpu:.1f}"])
+    header = ["method", *[f"{a} RMSE / MAE" for a in AREAS], "fit s (wall / CPU)"]
+    t1 = markdown_table(rows, header)
 
     # ------------------------------------------- Table 2: discrete outputs
     cont = preds["DMFImputer"]
@@ -265,10 +272,10 @@ def main():
         cells = []
         for a in AREAS:
             r, m = split.score(a, pred[a])
-            cells.append(f"{fmt(r)} / {fmt(m)}")
+            cells.append(f"{score(r)} / {score(m)}")
         rows.append([label, *cells])
     on_levels = all(set(np.unique(disc[a])) <= set(LEVELS) for a in AREAS)
-    t2 = table(["output", *[f"{a} RMSE / MAE" for a in AREAS]], rows)
+    t2 = markdown_table(rows, ["output", *[f"{a} RMSE / MAE" for a in AREAS]])
 
     # ------------------------------- Table 3: transform vs fitting again
     print("fitting again with the new users' input ratings inside ...", flush=True)
@@ -286,21 +293,26 @@ def main():
         ["transform (model fitted without the new users)", trans_new, truth_ii],
         ["fit again with the new users' inputs", refit_new, truth_ii],
         ["RMS difference transform vs fit-again", trans_new, refit_new],
-        ["RMS difference transform, seed 0 vs seed 1", trans_new, other_new],
+        [
+            f"RMS difference transform, seed {args.seed} vs seed {args.seed + 1}",
+            trans_new,
+            other_new,
+        ],
     ]
-    rows = [[label, fmt(rmse(b, a, test_ii))] for label, a, b in rows]
-    t3 = table(["new users' test entries (area II)", "RMSE"], rows)
+    rows = [[label, score(rmse(b, a, test_ii))] for label, a, b in rows]
+    t3 = markdown_table(rows, ["new users' test entries (area II)", "RMSE"])
 
     head = (
         f"# DMFImputer on synthetic ratings\n\n"
-        f"`python benchmarks/bench_dmf.py{' --quick' if args.quick else ''}`: "
+        f"{command()}: "
         f"`make_ratings({n_users}, {n_items}, density={args.density}, "
         f"random_state={args.seed})` (rank 5, noise 0.5, levels 1..5, Zipf "
         f"popularity), {n_obs} ratings; {split.new_r.size} users and "
         f"{split.new_c.size} items withheld as new; {args.test_fraction:.0%} of "
         f"the ratings are test entries (per area: {counts}). Defaults of every "
-        "estimator, seed 0, CPU, one thread, on a shared machine (timings are "
-        "indicative only).\n"
+        f"estimator, seed {args.seed}, CPU, {args.threads} torch thread(s). "
+        f"Environment: {environment()}; wall times are upper bounds on a shared "
+        "machine, CPU times (this process) are the better guide.\n"
     )
     text = "\n".join(
         [
@@ -316,12 +328,8 @@ def main():
             "",
         ]
     )
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "dmf.md"
-    out.write_text(text)
-    plot(results, RESULTS / "dmf.png")
-    print(f"wrote {out}")
+    write_report("dmf", text, quick=args.quick)
+    plot(results, report_path("dmf", quick=args.quick, suffix=".png"))
 
 
 def plot(results, path):

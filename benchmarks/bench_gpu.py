@@ -22,28 +22,33 @@ For each exported imputer the script
    the completion that the device-fitted model gives here (to ``--tol``).
 
 Writes ``benchmarks/results/gpu.md`` (``gpu_cpu_only.md`` with ``--device
-cpu``).
+cpu``; ``gpu_quick.md`` / ``gpu_cpu_only_quick.md`` with ``--quick``, so a
+quick run never replaces a full one; ``--output NAME`` writes ``NAME.md``).
+Times are wall and CPU seconds of this process (``benchmarks/_common.Timer``).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import environment, markdown_table, write_report  # noqa: E402
+from _common import (  # noqa: E402
+    Timer,
+    command,
+    environment,
+    markdown_table,
+    write_report,
+)
 
-import sklearn_mc  # noqa: E402
-from sklearn_mc._base import BaseMatrixImputer  # noqa: E402
+from sklearn_mc._registry import all_imputers  # noqa: E402
 
 #: Methods whose completion is a deterministic function of the data.
 DETERMINISTIC = {"SVDImputer", "KNNImputer"}
@@ -68,13 +73,8 @@ np.save(sys.argv[2], np.stack([model.transform(X) for model in models]))
 
 
 def imputer_classes() -> list[type]:
-    """Every imputer class exported by sklearn_mc."""
-    return [
-        obj
-        for name in sklearn_mc.__all__
-        if inspect.isclass(obj := getattr(sklearn_mc, name))
-        and issubclass(obj, BaseMatrixImputer)
-    ]
+    """Every imputer class exported by sklearn_mc, in the registry's order."""
+    return [cls for _, cls in all_imputers()]
 
 
 def problem(n_rows: int, n_cols: int, rank: int, seed: int = 0):
@@ -94,10 +94,10 @@ def _sync(device: str) -> None:
 def timed_fit(cls, params: dict, device: str, X: np.ndarray):
     model = cls(**params, device=device, random_state=0)
     _sync(device)
-    start = time.perf_counter()
-    completed = model.fit_transform(X)
-    _sync(device)
-    return model, completed, time.perf_counter() - start
+    with Timer() as timer:
+        completed = model.fit_transform(X)
+        _sync(device)
+    return model, completed, timer
 
 
 def transform_in_cpu_process(models: list, X: np.ndarray) -> np.ndarray:
@@ -129,9 +129,11 @@ def compare(cls, params, device, truth, X, hidden, tol) -> dict:
         agree = abs(rmse_device - rmse_cpu) <= 0.1 * max(rmse_device, rmse_cpu)
     return model, {
         "imputer": name,
-        "device s": t_device,
-        "cpu s": t_cpu,
-        "speed-up": t_cpu / t_device,
+        "device s": t_device.wall,
+        "device CPU s": t_device.cpu,
+        "cpu s": t_cpu.wall,
+        "cpu CPU s": t_cpu.cpu,
+        "speed-up": t_cpu.wall / t_device.wall,
         "max |diff| / scale": float(diff),
         "RMSE device": rmse_device,
         "RMSE cpu": rmse_cpu,
@@ -177,18 +179,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{shape[0]} x {shape[1]} rank {shape[2]} + noise 0.05, 30 % missing; "
             f"{'quick settings' if args.quick else 'default settings'}; "
             f"random_state=0. Device: {device_name}.",
-            f"Environment: {environment()}.",
+            f"{command(argv, __file__)}. Environment: {environment()}.",
             "",
             "`agree`: deterministic methods to a relative "
             f"{args.tol:g}; gradient-trained ones: held-out RMSEs within 10 %. "
             "`pickle -> CPU`: the device-fitted model, pickled and loaded in a "
-            "process that sees no GPU, transforms as it does here.",
+            "process that sees no GPU, transforms as it does here. `s`: wall "
+            "seconds (an upper bound on a shared machine); `CPU s`: CPU seconds "
+            "of this process.",
             "",
             markdown_table(rows, columns),
         ]
     )
-    name = args.output or ("gpu" if args.device != "cpu" else "gpu_cpu_only")
-    write_report(name, text)
+    if args.output:
+        write_report(args.output, text)
+    else:
+        name = "gpu" if args.device != "cpu" else "gpu_cpu_only"
+        write_report(name, text, quick=args.quick)
     return rows
 
 

@@ -4,7 +4,8 @@ Run ``python benchmarks/bench_mlp.py`` (``--quick`` for a small run, ``--part``
 to run one part, which replaces only its own section of the results file).
 Writes ``benchmarks/results/mlp.md`` (all tables),
 ``benchmarks/results/mlp_seed.png`` (predicted vs true masked entries) and
-prints the tables.
+prints the tables; a ``--quick`` run writes ``mlp_quick.md`` and
+``mlp_seed_quick.png`` instead, so it never replaces the full results.
 
 Part 1, Alkady's experiment: random n x n matrices A = U Vᵀ, U, V ~ N(0, 1),
 rank r, m entries masked (m at most the paper's bound n² - 2nr + r²). Every
@@ -34,7 +35,9 @@ process: time per epoch and peak resident memory above the process baseline,
 fitted as ``a + b * size(X)`` to show that memory beyond copies of X does not
 grow with the number of rows.
 
-Timings were taken on a shared machine (2 cores, several jobs at once).
+Timings are wall and CPU seconds (``benchmarks/_common.Timer``); the results
+file's header gives the machine's load average, since wall times on a shared
+machine are upper bounds.
 """
 
 from __future__ import annotations
@@ -44,9 +47,7 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,7 +55,14 @@ import torch
 from sklearn_mc import MLPImputer
 from sklearn_mc.metrics import rmse
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (  # noqa: E402
+    Timer,
+    command,
+    environment,
+    markdown_table,
+    report_path,
+)
 
 
 # ---------------------------------------------------------------- part 1
@@ -69,7 +77,7 @@ def make_matrices(n_mats, n, r, m, rng):
     return A, masked
 
 
-def seed_net(A_train, masked_train, A_test, masked_test, width, max_epochs, seed):
+def paper_net(A_train, masked_train, A_test, masked_test, width, max_epochs, seed):
     """The paper's network: flattened matrix + mask in, whole matrix out."""
     torch.manual_seed(seed)
     d = A_train.shape[1]
@@ -97,7 +105,7 @@ def seed_net(A_train, masked_train, A_test, masked_test, width, max_epochs, seed
         return (err**2).mean()
 
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    # The seed trains a fixed number of epochs; the best epoch on the 10 %
+    # The paper trains a fixed number of epochs; the best epoch on the 10 %
     # split is kept (no early stop: these nets sit on a plateau at "predict
     # the mean" for many epochs before they start to learn).
     best, best_state = float("inf"), None
@@ -135,7 +143,7 @@ def svd_complete(A_test, masked_test, n, r):
     return out, ""
 
 
-def part_seed(quick):
+def part_alkady(quick):
     cases = [(2, 1, 1), (4, 2, 3), (8, 2, 16)]
     n_train = 4000 if quick else 10000
     n_test = 300 if quick else 500
@@ -145,11 +153,13 @@ def part_seed(quick):
         rng = np.random.RandomState(n * 100 + m)
         A_tr, h_tr = make_matrices(n_train, n, r, m, rng)
         A_te, h_te = make_matrices(n_test, n, r, m, rng)
-        width = max(64, 8 * n * n)  # the seed: O(n²) neurons
+        width = max(64, 8 * n * n)  # the paper's O(n²) neurons
         preds, info = {}, {}
-        t = time.perf_counter()
-        preds["paper net"], ep = seed_net(A_tr, h_tr, A_te, h_te, width, max_epochs, 0)
-        info["paper net"] = (time.perf_counter() - t, ep)
+        with Timer() as t:
+            preds["paper net"], ep = paper_net(
+                A_tr, h_tr, A_te, h_te, width, max_epochs, 0
+            )
+        info["paper net"] = (t, ep)
         common = dict(
             hidden_layer_sizes=(width, width),
             mask_fraction=m / n**2,
@@ -158,23 +168,23 @@ def part_seed(quick):
             device="cpu",
             random_state=0,
         )
-        t = time.perf_counter()
-        est = MLPImputer(**common).fit(A_tr)
-        X_te = np.where(h_te, np.nan, A_te)
-        preds["MLPImputer (full train)"] = est.transform(X_te)
-        info["MLPImputer (full train)"] = (time.perf_counter() - t, est.n_iter_)
-        t = time.perf_counter()
-        X_all = np.vstack([np.where(h_tr, np.nan, A_tr), X_te])
-        est = MLPImputer(**common)
-        preds["MLPImputer (observed only)"] = est.fit_transform(X_all)[n_train:]
-        info["MLPImputer (observed only)"] = (time.perf_counter() - t, est.n_iter_)
-        t = time.perf_counter()
-        svd, note = svd_complete(A_te, h_te, n, r)
+        with Timer() as t:
+            est = MLPImputer(**common).fit(A_tr)
+            X_te = np.where(h_te, np.nan, A_te)
+            preds["MLPImputer (full train)"] = est.transform(X_te)
+        info["MLPImputer (full train)"] = (t, est.n_iter_)
+        with Timer() as t:
+            X_all = np.vstack([np.where(h_tr, np.nan, A_tr), X_te])
+            est = MLPImputer(**common)
+            preds["MLPImputer (observed only)"] = est.fit_transform(X_all)[n_train:]
+        info["MLPImputer (observed only)"] = (t, est.n_iter_)
+        with Timer() as t:
+            svd, note = svd_complete(A_te, h_te, n, r)
         if svd is None:
             notes.append(note)
         else:
             preds["SVDImputer (rank r)"] = svd
-            info["SVDImputer (rank r)"] = (time.perf_counter() - t, "")
+            info["SVDImputer (rank r)"] = (t, "")
         # Entries of a row or column with fewer than r observed entries are
         # not determined by the observed ones: no method can recover them.
         obs = ~h_te.reshape(-1, n, n)
@@ -190,7 +200,7 @@ def part_seed(quick):
                 "comes from a few ill-conditioned or undetermined matrices."
             )
         preds["predict 0"] = np.zeros_like(A_te)
-        info["predict 0"] = (0.0, "")
+        info["predict 0"] = (None, "")
         sigma = np.sqrt(r)
         truth = A_te[h_te]
         for name, P in preds.items():
@@ -203,7 +213,7 @@ def part_seed(quick):
                     rel=rmse(A_te, P, h_te) / sigma,
                     within=float(np.mean(np.abs(err) < sigma)),
                     median=float(np.median(np.abs(err))),
-                    seconds=info[name][0],
+                    timer=info[name][0],
                     epochs=info[name][1],
                 )
             )
@@ -218,17 +228,23 @@ def part_seed(quick):
         "masked entries predicted within √r of the truth (the paper's 68 % "
         "figure); 'predict 0' shows that share for the prior mean.",
         "",
-        "| case | method | RMSE | RMSE / √r | within 1σ | median abs err |"
-        " time (s) | epochs |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        lines.append(
-            f"| {row['case']} | {row['method']} | {row['rmse']:.3f} | "
-            f"{row['rel']:.3f} | {100 * row['within']:.1f} % | {row['median']:.3f} "
-            f"| {row['seconds']:.1f} | {row['epochs']} |"
-        )
-    lines += [""] + notes
+    cells = [
+        [
+            row["case"],
+            row["method"],
+            f"{row['rmse']:.3f}",
+            f"{row['rel']:.3f}",
+            f"{100 * row['within']:.1f} %",
+            f"{row['median']:.3f}",
+            _seconds(row["timer"]),
+            row["epochs"],
+        ]
+        for row in rows
+    ]
+    header = ["case", "method", "RMSE", "RMSE / √r", "within 1σ", "median abs err"]
+    header += ["time (s, wall / CPU)", "epochs"]
+    lines += [markdown_table(cells, header), ""] + notes
     lines += [
         "",
         "All three networks get the same epoch budget and keep their best epoch "
@@ -240,11 +256,15 @@ def part_seed(quick):
         "an entry is determined only by all three others, and each training "
         "matrix already misses one.",
     ]
-    plot_seed(scatter, cases)
+    plot_alkady(scatter, cases, quick)
     return lines
 
 
-def plot_seed(scatter, cases):
+def _seconds(timer) -> str:
+    return "0.0 / 0.0" if timer is None else f"{timer.wall:.1f} / {timer.cpu:.1f}"
+
+
+def plot_alkady(scatter, cases, quick):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -275,8 +295,7 @@ def plot_seed(scatter, cases):
         ax.set_xlabel("true masked entry", fontsize=8)
         ax.set_ylabel("predicted", fontsize=8)
     fig.tight_layout()
-    RESULTS.mkdir(exist_ok=True)
-    fig.savefig(RESULTS / "mlp_seed.png", dpi=110)
+    fig.savefig(report_path("mlp_seed", quick=quick, suffix=".png"), dpi=110)
     plt.close(fig)
 
 
@@ -315,9 +334,9 @@ def part_tabular(quick):
         "`MLPImputer(random_state=seed)`; KNNImputer 5 neighbours; "
         "IterativeImputer BayesianRidge, 10 rounds).",
         "",
-        "| data (n x d) | " + " | ".join(methods) + " | MLP rank | MLP epochs |",
-        "|---|" + "---|" * (len(methods) + 2),
     ]
+    header = ["data (n x d)", *methods, "MLP rank", "MLP epochs"]
+    table = []
     for name, load in loaders.items():
         X = load().data.astype(float)
         std = X.std(axis=0)
@@ -343,13 +362,16 @@ def part_tabular(quick):
             )
             for k, v in scores.items()
         ]
-        lines.append(
-            f"| {name} ({X.shape[0]} x {X.shape[1]}) | "
-            + " | ".join(cells)
-            + f" | {rank} of {len(methods)} | {int(np.mean(epochs))} |"
+        table.append(
+            [
+                f"{name} ({X.shape[0]} x {X.shape[1]})",
+                *cells,
+                f"{rank} of {len(methods)}",
+                int(np.mean(epochs)),
+            ]
         )
-        print(lines[-1], flush=True)
-    return lines
+        print(table[-1], flush=True)
+    return lines + [markdown_table(table, header)]
 
 
 # ---------------------------------------------------------------- part 3
@@ -365,9 +387,8 @@ def _scale_worker(n_rows, n_cols, max_iter):
     X = make_low_rank(n_rows, n_cols, 5, noise=0.1, random_state=0)
     X[np.random.RandomState(1).rand(*X.shape) < 0.2] = np.nan
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
-    est = MLPImputer(max_iter=max_iter, device="cpu", random_state=0).fit(X)
-    seconds = time.perf_counter() - t
+    with Timer() as t:
+        est = MLPImputer(max_iter=max_iter, device="cpu", random_state=0).fit(X)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -375,7 +396,8 @@ def _scale_worker(n_rows, n_cols, max_iter):
                 n_rows=n_rows,
                 x_mb=X.nbytes / 2**20,
                 extra_mb=(peak - base) / 1024,  # ru_maxrss is in KiB on Linux
-                seconds=seconds,
+                seconds=t.wall,
+                cpu_seconds=t.cpu,
                 epochs=est.n_iter_,
                 width=est.hidden_layer_sizes_[0],
             )
@@ -417,15 +439,21 @@ def part_scale(quick):
         "'extra' is the peak resident memory during `fit` above the baseline "
         "that already holds X (ru_maxrss).",
         "",
-        "| rows | X (MB) | extra peak (MB) | extra / X | fit (s) | s / epoch |",
-        "|---|---|---|---|---|---|",
     ]
-    for res in results:
-        lines.append(
-            f"| {res['n_rows']} | {res['x_mb']:.1f} | {res['extra_mb']:.1f} | "
-            f"{res['extra_mb'] / res['x_mb']:.2f} | {res['seconds']:.1f} | "
-            f"{res['seconds'] / res['epochs']:.1f} |"
-        )
+    table = [
+        [
+            res["n_rows"],
+            f"{res['x_mb']:.1f}",
+            f"{res['extra_mb']:.1f}",
+            f"{res['extra_mb'] / res['x_mb']:.2f}",
+            f"{res['seconds']:.1f} / {res['cpu_seconds']:.1f}",
+            f"{res['cpu_seconds'] / res['epochs']:.1f}",
+        ]
+        for res in results
+    ]
+    header = ["rows", "X (MB)", "extra peak (MB)", "extra / X"]
+    header += ["fit (s, wall / CPU)", "CPU s / epoch"]
+    lines += [markdown_table(table, header)]
     lines += [
         "",
         f"Least-squares fit: extra ≈ {a:.1f} MB + {b:.2f} × size(X). The slope "
@@ -440,7 +468,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small, fast run")
     parser.add_argument(
-        "--part", choices=["seed", "tabular", "scale", "all"], default="all"
+        "--part",
+        choices=["alkady", "tabular", "scale", "all", "seed"],
+        default="all",
+        help="one part only ('seed' is the old name of 'alkady')",
     )
     parser.add_argument("--worker", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -448,19 +479,20 @@ def main():
         _scale_worker(*args.worker)
         return
     torch.set_num_threads(1)
-    parts = {"seed": part_seed, "tabular": part_tabular, "scale": part_scale}
-    chosen = parts if args.part == "all" else {args.part: parts[args.part]}
+    parts = {"alkady": part_alkady, "tabular": part_tabular, "scale": part_scale}
+    name = "alkady" if args.part == "seed" else args.part
+    chosen = parts if name == "all" else {name: parts[name]}
     header = [
         "# MLPImputer benchmarks",
         "",
-        "`python benchmarks/bench_mlp.py [--quick] [--part seed|tabular|scale]`; "
-        "each part replaces its own section of this file. Timings from a shared "
-        "2-core machine running other jobs; compare them within a table only.",
+        "`python benchmarks/bench_mlp.py [--quick] [--part alkady|tabular|scale]` "
+        f"(this run: {command()}); each part replaces its own section of this "
+        f"file. Environment: {environment()}. Wall times on a shared machine are "
+        "upper bounds; compare them within a table only.",
         "",
     ]
     print("\n".join(header), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "mlp.md"
+    path = report_path("mlp", quick=args.quick)
     for key, part in chosen.items():
         part_lines = part(args.quick)
         if args.quick:
@@ -480,7 +512,7 @@ def _read_sections(path):
     """The sections of an earlier results file, keyed by part name."""
     if not path.exists():
         return {}
-    keys = {"Part 1": "seed", "Part 2": "tabular", "Part 3": "scale"}
+    keys = {"Part 1": "alkady", "Part 2": "tabular", "Part 3": "scale"}
     sections = {}
     for chunk in path.read_text().split("\n## ")[1:]:
         key = keys.get(chunk[:6])

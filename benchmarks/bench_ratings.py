@@ -254,6 +254,7 @@ def main(argv=None) -> None:
             methods.remove("surprise SVD")
             notes.append(f"scikit-surprise not importable ({exc}); skipped.")
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         data_path = Path(tmp) / "data.npz"
         info = make_data(args.size, data_path)
@@ -310,10 +311,12 @@ def main(argv=None) -> None:
             "",
             f"`python benchmarks/bench_ratings.py --size {args.size} "
             f"--threads {args.threads}`; {environment()}. Generating the sparse "
-            f"matrix took {info['seconds']:.1f} s. Shared machine (other jobs "
-            "running at the same time): wall times are upper bounds; the CPU "
-            "time of the fitting process (all its threads) is the better "
-            "measure of cost. `predict 1e6` is one `predict_entries` call on "
+            f"matrix took {info['seconds']:.1f} s. Load average (1 min) "
+            f"before / after the fits: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+            "on this machine: where it exceeds the thread count, other jobs "
+            "shared the cores and wall times are upper bounds (the CPU time of "
+            "the fitting process, all its threads, is then the better measure "
+            "of cost). `predict 1e6` is one `predict_entries` call on "
             "10⁶ random pairs, after the fit.",
             "",
             markdown_table(rows, columns),

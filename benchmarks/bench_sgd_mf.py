@@ -1,17 +1,18 @@
 """SGDMFImputer benchmarks: Teoh's 3 x 3 matrix and the 2000 x 2000 lecture case.
 
 Run ``python benchmarks/bench_sgd_mf.py`` (``--quick`` for a small run,
-``--part seed001|seed004|memory`` for one part). Writes
+``--part teoh|lecture|memory`` for one part). Writes
 ``benchmarks/results/sgd_mf.md`` (all tables) and
 ``benchmarks/results/sgd_mf.png`` (relative error vs sampling rate), and
-prints the tables.
+prints the tables; a ``--quick`` run writes ``sgd_mf_quick.md`` and
+``sgd_mf_quick.png`` instead, a single part ``sgd_mf_<part>.md``.
 
 Part 1, Teoh (COMP6248): the 3 x 3 matrix A factorised at rank 2,
 fully observed (squared reconstruction loss against the truncated SVD's
 Eckart–Young optimum 0.12191 and the notes' SGD result 0.12197) and with
 A[1, 0] and A[2, 1] hidden (loss on the observed entries; loss on the full
 matrix beside the notes' 1.448). Settings: the plain ``U Vᵀ`` model of the
-seed (``biases=False, scaling="none", alpha=0``), with and without the
+notes (``biases=False, scaling="none", alpha=0``), with and without the
 penalty path (``alpha_init="auto"`` / None), three random seeds.
 
 Part 2, matrix-completion lecture slides: a 2000 x 2000 rank-8
@@ -26,8 +27,9 @@ Part 3 (memory): one fit of an n x n, 1 %-observed matrix in a fresh process;
 peak resident memory against the size of one dense copy of X, to show that
 training itself adds ``O(nnz + (m + n)·rank)``, not ``O(m·n)``.
 
-Timings were taken on a shared machine (2 CPU cores, several jobs at once):
-read them as orders of magnitude.
+Timings: wall and CPU seconds (``benchmarks/_common.Timer``); the header of
+the results file gives the machine's load average during the run, since wall
+times on a shared machine are upper bounds.
 """
 
 from __future__ import annotations
@@ -37,20 +39,25 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fancyimpute_or_reason  # noqa: E402
+from _common import (  # noqa: E402
+    Timer,
+    command,
+    environment,
+    fancyimpute_or_reason,
+    markdown_table,
+    report_path,
+    write_report,
+)
 
 from sklearn_mc import SGDMFImputer
 from sklearn_mc.datasets import make_low_rank
 from sklearn_mc.metrics import relative_error
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 A = np.array(
     [
@@ -76,14 +83,8 @@ EXACT = dict(
 )
 
 
-def table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- part 1
-def part_seed001(quick):
+def part_teoh(quick):
     A_missing = A.copy()
     A_missing[1, 0] = A_missing[2, 1] = np.nan
     observed = ~np.isnan(A_missing)
@@ -122,7 +123,7 @@ def part_seed001(quick):
         "0.12197; the notes' masked run: full-matrix loss 1.448 "
         "(A[1,0] = 2.180, A[2,1] = 0.864). Plain model: "
         "`biases=False, scaling='none', alpha=0, rank=2`.\n\n"
-        + table(header, rows)
+        + markdown_table(rows, header)
         + "\n\nWith two of nine entries hidden the rank-2 fit of the other seven "
         "is not unique (12 parameters, 4 gauge freedoms, 7 equations), so "
         "the full-matrix loss depends on the start; the penalty path picks a "
@@ -166,7 +167,7 @@ class _Fancy:
         return self.model.fit_transform(X)
 
 
-def part_seed004(quick):
+def part_lecture(quick):
     n, rank = (500, 8) if quick else (2000, 8)
     rates = np.array([0.5, 0.75, 1.0, 1.25, 1.5, 2.0]) / 100
     rates = rates * (2000 / n)  # same oversampling ratio as the 2000 x 2000 case
@@ -188,15 +189,14 @@ def part_seed004(quick):
         X_missing = np.where(observed, X, np.nan)
         rho = observed.sum() / (rank * (2 * n - rank))
         for name, make in methods.items():
-            start = time.perf_counter()
-            est = make(0)
-            try:
-                out = est.fit_transform(X_missing)
-                err = relative_error(X, out, ~observed)
-            except Exception as exc:  # report, do not stop the benchmark
-                err = float("nan")
-                print(f"{name} at {rate:.2%}: {type(exc).__name__}: {exc}")
-            elapsed = time.perf_counter() - start
+            with Timer() as timer:
+                est = make(0)
+                try:
+                    out = est.fit_transform(X_missing)
+                    err = relative_error(X, out, ~observed)
+                except Exception as exc:  # report, do not stop the benchmark
+                    err = float("nan")
+                    print(f"{name} at {rate:.2%}: {type(exc).__name__}: {exc}")
             n_iter = getattr(est, "n_iter_", "")
             results[name].append(err)
             rows.append(
@@ -205,12 +205,19 @@ def part_seed004(quick):
                     f"{rho:.2f}",
                     name,
                     f"{err:.2e}",
-                    f"{elapsed:.1f}",
+                    f"{timer.wall:.1f} / {timer.cpu:.1f}",
                     n_iter,
                 ]
             )
             print(" | ".join(str(c) for c in rows[-1]), flush=True)
-    header = ["observed", "ρ", "method", "rel. error (missing)", "time (s)", "n_iter"]
+    header = [
+        "observed",
+        "ρ",
+        "method",
+        "rel. error (missing)",
+        "time (s, wall / CPU)",
+        "n_iter",
+    ]
     text = (
         f"## Lecture example: {n} x {n}, rank {rank}, random sampling\n\n"
         "*exact-recovery settings: "
@@ -225,14 +232,14 @@ def part_seed004(quick):
         "SVDImputer: `scaling='none'` (the data in its own units). "
         "fancyimpute 0.7.0 at its defaults with the rank given (loaded through "
         "`benchmarks/_common.py`'s compatibility shim).\n\n"
-        + table(header, rows)
+        + markdown_table(rows, header)
         + "\n"
     )
-    plot(rates, results, n, rank)
+    plot(rates, results, n, rank, quick)
     return text
 
 
-def plot(rates, results, n, rank):
+def plot(rates, results, n, rank, quick):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,8 +255,7 @@ def plot(rates, results, n, rank):
     ax.set_title(f"{n} x {n}, rank {rank}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    RESULTS.mkdir(exist_ok=True)
-    fig.savefig(RESULTS / "sgd_mf.png", dpi=120)
+    fig.savefig(report_path("sgd_mf", quick=quick, suffix=".png"), dpi=120)
     plt.close(fig)
 
 
@@ -286,11 +292,10 @@ def _memory_child(n, rate, max_iter):
     # Warm up: the first fit imports and initialises parts of torch.
     SGDMFImputer(max_iter=2, random_state=0).fit(X[:50, :50])
     base = _reset_peak_rss()
-    start = time.perf_counter()
-    est = SGDMFImputer(
-        rank=8, max_iter=max_iter, early_stopping=False, random_state=0
-    ).fit(X)
-    elapsed = time.perf_counter() - start
+    with Timer() as timer:
+        est = SGDMFImputer(
+            rank=8, max_iter=max_iter, early_stopping=False, random_state=0
+        ).fit(X)
     peak = _peak_rss()
     print(
         json.dumps(
@@ -299,7 +304,8 @@ def _memory_child(n, rate, max_iter):
                 "nnz": int((~np.isnan(X)).sum()),
                 "dense_mb": X.nbytes / 2**20,
                 "peak_above_baseline_mb": peak - base,
-                "fit_seconds": elapsed,
+                "fit_seconds": timer.wall,
+                "fit_cpu_seconds": timer.cpu,
                 "n_iter": est.n_iter_,
             }
         )
@@ -322,7 +328,7 @@ def part_memory(quick):
                 f"{res['dense_mb']:.0f}",
                 f"{res['peak_above_baseline_mb']:.0f}",
                 f"{res['peak_above_baseline_mb'] / res['dense_mb']:.2f}",
-                f"{res['fit_seconds']:.1f}",
+                f"{res['fit_seconds']:.1f} / {res['fit_cpu_seconds']:.1f}",
             ]
         )
         print(rows[-1], flush=True)
@@ -332,7 +338,7 @@ def part_memory(quick):
         "one dense copy (MB)",
         "peak RSS above baseline (MB)",
         "ratio",
-        "fit time (s, 10 epochs)",
+        "fit time (s, wall / CPU, 10 epochs)",
     ]
     return (
         "## Memory of a fit (1 % observed, rank 8, 10 epochs)\n\n"
@@ -341,15 +347,22 @@ def part_memory(quick):
         "dense X, so `fit` holds a few dense copies (validated copy, scaled "
         "copy, mask, the dense completion); training itself holds only the "
         "triplets and the factors. A constant ratio means memory beyond those "
-        "copies does not grow with m·n.\n\n" + table(header, rows) + "\n"
+        "copies does not grow with m·n.\n\n" + markdown_table(rows, header) + "\n"
     )
+
+
+#: the parts' former names
+ALIASES = {"seed001": "teoh", "seed004": "lecture"}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small, fast run")
     parser.add_argument(
-        "--part", choices=["seed001", "seed004", "memory"], default=None
+        "--part",
+        choices=["teoh", "lecture", "memory", *ALIASES],
+        default=None,
+        help="one part only (seed001 and seed004 are old names of teoh, lecture)",
     )
     parser.add_argument("--memory-child", type=int, default=None, help="internal")
     args = parser.parse_args()
@@ -357,22 +370,20 @@ def main():
         _memory_child(args.memory_child, 0.01, 10)
         return
     torch.set_num_threads(1)
-    parts = {"seed001": part_seed001, "seed004": part_seed004, "memory": part_memory}
-    chosen = [args.part] if args.part else list(parts)
+    part = ALIASES.get(args.part, args.part)
+    parts = {"teoh": part_teoh, "lecture": part_lecture, "memory": part_memory}
+    chosen = [part] if part else list(parts)
     texts = []
     for name in chosen:
         text = parts[name](args.quick)
         print(text, flush=True)
         texts.append(text)
-    RESULTS.mkdir(exist_ok=True)
-    name = "sgd_mf" + (f"_{args.part}" if args.part else "") + ".md"
+    name = "sgd_mf" + (f"_{part}" if part else "")
     header = (
         "# SGDMFImputer benchmarks\n\n"
-        f"`python benchmarks/bench_sgd_mf.py{' --quick' if args.quick else ''}"
-        f"{' --part ' + args.part if args.part else ''}`; torch "
-        f"{torch.__version__}, 1 CPU thread on a shared machine.\n\n"
+        f"{command()}; 1 torch thread. Environment: {environment()}.\n\n"
     )
-    (RESULTS / name).write_text(header + "\n".join(texts))
+    write_report(name, header + "\n".join(texts), quick=args.quick)
 
 
 if __name__ == "__main__":

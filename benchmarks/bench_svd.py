@@ -11,7 +11,9 @@ markdown tables and writes them to ``benchmarks/results/svd.md``:
    rate, and the lowest rate reaching relative error <= 1e-4 (information
    limit: rank * (m + n - rank) / (m * n) = 0.80 %).
 3. ``--readme``: the README's example (500 x 200 rank 5, 70 % missing) with
-   ``rank="auto"``: chosen rank, error, wall and CPU time.
+   ``rank="auto"``: chosen rank, error, wall and CPU time; ``--tiny``: CPU
+   time of rank-1 fits on 4 x 4 matrices (the fixed cost of the ridge
+   selection).
 4. ``--memory``: peak extra memory (``ru_maxrss`` of a fresh subprocess) of
    ``fit_transform`` on 100,000 x 50 (rank 5 + noise, 20 % missing) against
    the size of X; ``--ratings``: an ML-1M-like sparse rating matrix
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -173,14 +177,15 @@ rng = np.random.RandomState(0)
 X = rng.randn(100_000, 5) @ rng.randn(5, 50) + 0.1 * rng.randn(100_000, 50)
 X[rng.rand(*X.shape) < 0.2] = np.nan
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.time()
+t, cpu = time.time(), time.process_time()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     est = SVDImputer(random_state=0)
     out = est.fit_transform(X)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"extra_mb": (after - before) / 1024, "x_mb": X.nbytes / 2**20,
-                  "seconds": time.time() - t, "rank": int(est.rank_)}}))
+                  "seconds": time.time() - t, "cpu": time.process_time() - cpu,
+                  "rank": int(est.rank_)}}))
 """
 
 
@@ -196,12 +201,50 @@ def table_memory(threads: int) -> str:
         "extra / X": r["extra_mb"] / r["x_mb"],
         "rank_": r["rank"],
         "fit_transform (s)": r["seconds"],
+        "CPU (s)": r["cpu"],
     }
     text = markdown_table([row], list(row))
     return (
         "### Memory: fit_transform on 100,000 x 50 (rank 5 + noise, 20 % missing)"
         f"\n\n{text}\n\nPeak resident memory of a fresh subprocess "
-        "(`ru_maxrss`) during `SVDImputer().fit_transform(X)` minus before it.\n"
+        "(`ru_maxrss`) during `SVDImputer().fit_transform(X)` minus before it; "
+        f"{_load()}.\n"
+    )
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} (1 / 5 min) when the table was made"
+
+
+def table_tiny() -> str:
+    """CPU time of fits on 4 x 4 matrices (the ridge selection's fixed cost)."""
+    rows = []
+    for noise in (0.0, 0.3):
+        cpu, n_iter = [], []
+        for seed in range(8):
+            rng = np.random.RandomState(seed)
+            X = rng.randn(4, 1) @ rng.randn(1, 4) + noise * rng.randn(4, 4)
+            X[rng.rand(4, 4) < 0.25] = np.nan
+            start = time.process_time()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est = SVDImputer(rank=1, random_state=0).fit(X)
+            cpu.append(time.process_time() - start)
+            n_iter.append(est.n_iter_)
+        rows.append(
+            {
+                "data": "rank 1" + (f" + {noise} noise" if noise else " (exact)"),
+                "fits": len(cpu),
+                "CPU per fit (s)": float(np.mean(cpu)),
+                "max CPU (s)": float(np.max(cpu)),
+                "final-fit sweeps (mean)": float(np.mean(n_iter)),
+            }
+        )
+    text = markdown_table(rows, list(rows[0]))
+    return (
+        "### Tiny matrices: SVDImputer(rank=1).fit on 4 x 4, 25 % missing\n\n"
+        f"{text}\n\nEight seeds each; {_load()}.\n"
     )
 
 
@@ -270,13 +313,18 @@ def main(argv=None):
     parser.add_argument("--readme", action="store_true", help="only the README case")
     parser.add_argument("--memory", action="store_true", help="only the memory part")
     parser.add_argument("--ratings", action="store_true", help="only ML-1M-like")
+    parser.add_argument("--tiny", action="store_true", help="only the 4 x 4 fits")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     parts = ["## SVDImputer benchmark", f"Machine: {environment()}."]
-    only = [name for name in ("readme", "memory", "ratings") if getattr(args, name)]
+    only = [
+        name for name in ("readme", "tiny", "memory", "ratings") if getattr(args, name)
+    ]
     if only:
         if args.readme:
             parts.append(table_readme())
+        if args.tiny:
+            parts.append(table_tiny())
         if args.memory:
             parts.append(table_memory(args.threads))
         if args.ratings:
@@ -285,6 +333,7 @@ def main(argv=None):
         return
     parts += [
         table_readme(),
+        table_tiny(),
         table_1000(args.quick),
         table_seed_004(args.quick),
         table_memory(args.threads),

@@ -7,16 +7,21 @@ rate; ``--methods`` / ``--tables`` / ``--patterns`` / ``--rates`` /
 ``benchmarks/results/tabular_rank.png`` (mean rank per method),
 ``benchmarks/results/tabular_raw.json`` (every fit) and prints the tables.
 
-Tables (no downloads: each ships inside an installable package): scikit-learn's
-``load_diabetes``, ``load_wine``, ``load_breast_cancer``, ``load_iris``, the 20
-highest-variance pixels of ``load_digits`` (first 600 rows), and statsmodels'
-``macrodata`` (US macro series, numeric columns) when statsmodels is
-installed. Every column is standardised with the full table's mean and std
-(z-scores), then entries are hidden with :func:`sklearn_mc.datasets.make_mask`:
-``random`` (MCAR), ``mar`` and ``mnar`` (the HyperImpute benchmark's logistic
-masks), at 20 % and 50 % of all entries. The error is the RMSE on the hidden
-entries, in column-std units; ``rank`` is the rank of a method among all
-methods on one (table, pattern, rate, seed) fit, averaged.
+Tables (no downloads: each ships inside an installable package):
+scikit-learn's ``load_diabetes``, ``load_wine``, ``load_breast_cancer``,
+``load_iris``, the 20 highest-variance pixels of ``load_digits`` (first 600
+rows), statsmodels' ``macrodata`` (US macro series, numeric columns),
+``star98`` (STAR school results, 303 x 22) and ``anes96`` (election survey,
+944 x 11) when statsmodels is installed, and vega_datasets' local ``cars``
+(UCI auto-mpg, 392 x 7) when vega_datasets is installed. Every column is
+standardised with the full table's mean and std (z-scores), then entries are
+hidden with :func:`sklearn_mc.datasets.make_mask`: ``random`` (MCAR), ``mar``
+and ``mnar`` (the HyperImpute benchmark's logistic masks), at 20 % and 50 %
+of all entries. The error is the RMSE on the hidden entries, in column-std
+units; ``rank`` is the rank of a method among all methods on one (table,
+pattern, rate, seed) fit, averaged. Each fit runs in a forked child that is
+stopped after ``--max-fit-s`` wall seconds (default 300); a method stopped on
+a table is skipped on that table's later fits, and the report says so.
 
 Methods: scikit-learn's ``SimpleImputer(mean)``, ``KNNImputer``,
 ``IterativeImputer(BayesianRidge)`` and ``IterativeImputer(ExtraTrees)``
@@ -86,6 +91,21 @@ def load_tables() -> dict[str, np.ndarray]:
 
         frame = sm.datasets.macrodata.load_pandas().data
         tables["macrodata"] = frame.drop(columns=["year", "quarter"]).to_numpy(float)
+        # STAR program school results (California, 1998): 303 x 22
+        tables["star98"] = sm.datasets.star98.load_pandas().data.to_numpy(float)
+        # 1996 American National Election Study survey: 944 x 11 (codes, counts)
+        tables["anes96"] = sm.datasets.anes96.load_pandas().data.to_numpy(float)
+    except ImportError:
+        pass
+    try:
+        from vega_datasets import data as vega
+
+        # vega_datasets' bundled copy of the UCI auto-mpg table: 392 complete
+        # rows of the 7 numeric columns (the model year as a number)
+        frame = vega.cars()
+        frame["Year"] = frame["Year"].dt.year
+        numeric = frame.select_dtypes("number").dropna()
+        tables["cars"] = numeric.to_numpy(float)
     except ImportError:
         pass
     out = {}
@@ -189,10 +209,17 @@ def run(args) -> list[dict]:
     done = {
         (r["table"], r["pattern"], r["rate"], r["seed"], r["method"]) for r in records
     }
-    for seed in args.seeds:
-        for table, X in tables.items():
-            for pattern in args.patterns:
-                for rate in args.rates:
+    # A fit is stopped after --max-fit-s wall seconds; the method is then not
+    # run on that table's later fits (recorded as skipped: the report says so).
+    slow = {
+        (r["table"], r["method"]): r["fit_s"]
+        for r in records
+        if r.get("fit_s", 0.0) >= args.max_fit_s and "skipped" not in r.get("error", "")
+    }
+    for pattern in args.patterns:
+        for rate in args.rates:
+            for seed in args.seeds:
+                for table, X in tables.items():
                     hidden = make_mask(
                         X.shape,
                         pattern,
@@ -212,23 +239,73 @@ def run(args) -> list[dict]:
                                 strict=True,
                             )
                         )
-                        try:
-                            with warnings.catch_warnings():
-                                warnings.simplefilter("ignore")
-                                start = time.perf_counter()
-                                out = factory(seed).fit_transform(X_missing.copy())
-                                rec["fit_s"] = time.perf_counter() - start
-                            out = np.asarray(out, dtype=np.float64)
-                            err = out[hidden] - X[hidden]
-                            rec["rmse"] = float(np.sqrt(np.mean(err**2)))
-                        except Exception as exc:  # a peer failing must not end the run
-                            rec["error"] = f"{type(exc).__name__}: {exc}"[:200]
+                        if (table, name) in slow:
+                            rec["error"] = (
+                                f"skipped: a fit on this table took "
+                                f"{slow[table, name]:.0f} s > --max-fit-s "
+                                f"{args.max_fit_s:.0f}"
+                            )
+                        else:
+                            rec.update(
+                                _fit_with_timeout(
+                                    factory, seed, X, X_missing, hidden, args.max_fit_s
+                                )
+                            )
+                            if rec.get("fit_s", 0.0) >= args.max_fit_s:
+                                slow[table, name] = rec["fit_s"]
                         records.append(rec)
                         print(json.dumps(rec), flush=True)
                         raw_path.write_text(
                             json.dumps({"records": records, "notes": notes}, indent=0)
                         )
     return records, notes
+
+
+def _fit_with_timeout(factory, seed, X, X_missing, hidden, limit) -> dict:
+    """``_fit_one`` in a forked child, stopped after ``limit`` wall seconds."""
+    import multiprocessing as mp
+
+    def child(conn):
+        try:
+            conn.send(_fit_one(factory(seed), X, X_missing, hidden))
+        except Exception as exc:  # a peer failing must not end the run
+            conn.send({"error": f"{type(exc).__name__}: {exc}"[:200]})
+        conn.close()
+
+    ctx = mp.get_context("fork")
+    parent, child_end = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=child, args=(child_end,))
+    start = time.perf_counter()
+    proc.start()
+    child_end.close()
+    if parent.poll(limit):
+        result = parent.recv()
+    else:
+        result = {
+            "error": f"timeout: fit stopped after {limit:.0f} s (--max-fit-s)",
+            "fit_s": time.perf_counter() - start,
+        }
+    proc.terminate()
+    proc.join()
+    return result
+
+
+def _fit_one(estimator, X, X_missing, hidden) -> dict:
+    """Fit ``estimator`` on ``X_missing``; its RMSE on the hidden entries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start, cpu = time.perf_counter(), time.process_time()
+        out = estimator.fit_transform(X_missing.copy())
+        fit_s = time.perf_counter() - start
+        cpu_s = time.process_time() - cpu
+    out = np.asarray(out, dtype=np.float64)
+    err = out[hidden] - X[hidden]
+    return {
+        "fit_s": fit_s,
+        "cpu_s": cpu_s,
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "load": os.getloadavg()[0],
+    }
 
 
 # ----------------------------------------------------------------- report
@@ -309,6 +386,9 @@ def report(records: list[dict], notes: list[str]) -> str:
                 if ratio
                 else "",
                 "mean fit s": float(np.mean([r["fit_s"] for r in mine])),
+                "mean CPU s": float(np.mean([r["cpu_s"] for r in mine]))
+                if all("cpu_s" in r for r in mine)
+                else "",
                 "fits": len(mine),
             }
         )
@@ -348,9 +428,89 @@ def report(records: list[dict], notes: list[str]) -> str:
             lines.append(
                 markdown_table(table_rows, ["table", *methods, "Chained vs best"])
             )
+    lines += _full_cell_ranks(ok, methods)
+    lines += _versus_mean(ok, methods)
     plot_ranks(rows)
     lines += ["", "![mean rank per method](tabular_rank.png)"]
     return "\n".join(lines)
+
+
+def _full_cell_ranks(ok, methods) -> list[str]:
+    """Mean rank of every method over the fits on which all of them ran."""
+    by = {(r["table"], r["pattern"], r["rate"], r["seed"], r["method"]): r for r in ok}
+    cells = sorted({k[:4] for k in by})
+    common = [m for m in methods if sum(c + (m,) in by for c in cells) > 0]
+    full = [c for c in cells if all(c + (m,) in by for m in common)]
+    if not full:
+        return []
+    ranks = {m: [] for m in common}
+    for c in full:
+        vals = np.array([by[c + (m,)]["rmse"] for m in common])
+        for m, rk in zip(
+            common, vals.argsort(kind="stable").argsort() + 1, strict=True
+        ):
+            ranks[m].append(float(rk))
+    rows = sorted(
+        ({"method": m, "mean rank": float(np.mean(ranks[m]))} for m in common),
+        key=lambda r: r["mean rank"],
+    )
+    return [
+        "",
+        f"## Every method that ran: mean rank over the {len(full)} fits where all "
+        "of them have a result",
+        "",
+        ", ".join(f"{c[0]}/{c[1]}/{int(100 * c[2])}%/seed {c[3]}" for c in full),
+        "",
+        markdown_table(rows, ["method", "mean rank"]),
+    ]
+
+
+def _versus_mean(ok, methods) -> list[str]:
+    """Worst RMSE / mean-imputation RMSE of each sklearn_mc method."""
+    by = {(r["table"], r["pattern"], r["rate"], r["seed"], r["method"]): r for r in ok}
+    rows = []
+    for m in methods:
+        if m not in SK_MC:
+            continue
+        ratios = {
+            k[:4]: r["rmse"] / by[k[:4] + ("sk:mean",)]["rmse"]
+            for k, r in by.items()
+            if k[4] == m and k[:4] + ("sk:mean",) in by
+        }
+        if not ratios:
+            continue
+        worst = max(ratios, key=ratios.get)
+        # per setting (table, pattern, rate): the ratio of the seed means
+        settings = {}
+        for c in ratios:
+            settings.setdefault(c[:3], []).append(c)
+        setting_ratio = {
+            s: np.mean([by[c + (m,)]["rmse"] for c in cs])
+            / np.mean([by[c + ("sk:mean",)]["rmse"] for c in cs])
+            for s, cs in settings.items()
+        }
+        worst_setting = max(setting_ratio, key=setting_ratio.get)
+        rows.append(
+            {
+                "method": m,
+                "fits": len(ratios),
+                "worst RMSE / mean RMSE (one fit)": ratios[worst],
+                "on": f"{worst[0]}/{worst[1]}/{int(100 * worst[2])}%/seed {worst[3]}",
+                "worst (mean over seeds)": setting_ratio[worst_setting],
+                "fits worse than mean": sum(v > 1 for v in ratios.values()),
+            }
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "## sklearn_mc methods against mean imputation",
+        "",
+        "RMSE of the method / RMSE of `SimpleImputer(mean)` on the same fit; "
+        "above 1 is worse than the mean.",
+        "",
+        markdown_table(rows, list(rows[0])),
+    ]
 
 
 def plot_ranks(rows):
@@ -406,7 +566,16 @@ def timing(n_rows: int = 20000, n_cols: int = 20) -> str:
             seconds = time.perf_counter() - start
             cpu = time.process_time() - cpu
         err = float(np.sqrt(np.mean((out[hidden] - X[hidden]) ** 2)))
-        rows.append({"method": name, "fit s": seconds, "CPU s": cpu, "RMSE": err})
+        load = os.getloadavg()[0]
+        rows.append(
+            {
+                "method": name,
+                "fit s": seconds,
+                "CPU s": cpu,
+                "RMSE": err,
+                "load average (1 min) after": load,
+            }
+        )
         print(rows[-1], flush=True)
     rows[1]["time ratio"] = rows[1]["fit s"] / rows[0]["fit s"]
     rows[1]["CPU ratio"] = rows[1]["CPU s"] / rows[0]["CPU s"]
@@ -420,7 +589,16 @@ def timing(n_rows: int = 20000, n_cols: int = 20) -> str:
             "machine; wall seconds depend on the other jobs.",
             "",
             markdown_table(
-                rows, ["method", "fit s", "CPU s", "RMSE", "time ratio", "CPU ratio"]
+                rows,
+                [
+                    "method",
+                    "fit s",
+                    "CPU s",
+                    "RMSE",
+                    "time ratio",
+                    "CPU ratio",
+                    "load average (1 min) after",
+                ],
             ),
         ]
     )
@@ -437,6 +615,13 @@ def main(argv=None):
     parser.add_argument("--patterns", nargs="*", default=["random", "mar", "mnar"])
     parser.add_argument("--rates", nargs="*", type=float, default=[0.2, 0.5])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
+    parser.add_argument(
+        "--max-fit-s",
+        type=float,
+        default=300.0,
+        help="a method whose fit on a table takes longer is skipped on that "
+        "table's later fits",
+    )
     parser.add_argument(
         "--raw",
         nargs="*",

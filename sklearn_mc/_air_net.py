@@ -6,16 +6,33 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import warn_user
-from ._deep_linear import DeepLinearImputer, right_product
+from ._deep_linear import (
+    DeepLinearImputer,
+    dense_targets,
+    masked_error,
+    predict_entries_chunked,
+    right_product,
+    train_dtype,
+)
 from ._optim import train
-from ._torch import compute_dtype, draw_seed, make_generator, to_numpy, to_tensor
+from ._torch import draw_seed, make_generator, to_numpy
+from .model_selection import split_indices
 
 # Standard deviation of the free Laplacian parameters at the start: tiny, so
 # that every Laplacian starts as the uniform (complete-graph) one.
 _LAPLACIAN_INIT_STD = 1e-3
+#: ``early_stopping="auto"`` holds entries out from matrices with more entries
+#: than this (about 500 x 500). The papers' matrices (images up to 240 x 240,
+#: 57,600 entries) stay below and get the authors' schedule; above it, 10,000
+#: full-batch iterations would take tens of minutes to hours.
+AUTO_EARLY_STOPPING_SIZE = 250_000
+# Relative improvement of the held-out error that counts as progress.
+_VALIDATION_TOL = 1e-4
+# Held-out error is checked at most this often (iterations).
+_MAX_VALIDATION_INTERVAL = 10
 
 
 def affinity(free: torch.Tensor) -> torch.Tensor:
@@ -57,7 +74,7 @@ def dirichlet_energy_factored(
 def laplacian(free: torch.Tensor) -> np.ndarray:
     """The Laplacian ``L = diag(A1) − A`` (zero-diagonal ``A``) as a NumPy array."""
     with torch.no_grad():
-        a = affinity(free)
+        a = affinity(free.detach().to(device="cpu", dtype=torch.float64))
         a.fill_diagonal_(0.0)
         return to_numpy(torch.diag(a.sum(dim=1)) - a)
 
@@ -80,10 +97,13 @@ class AIRNetImputer(DeepLinearImputer):
     Adam from a tiny start. The Laplacians first spread their weight over
     whole groups of similar rows (columns), then concentrate it on the
     nearest ones, so the regularisers fade as training goes on: AIR-Net does
-    not overfit the way plain deep MF does, and needs no early stopping.
-    Training stops after ``max_iter`` iterations or when both regularisers
-    and the fidelity change by less than ``tol`` for ``n_iter_no_change``
-    iterations in a row (the paper's δ rule).
+    not overfit the way plain deep MF does on images and needs no early
+    stopping there. Training stops after ``max_iter`` iterations or when
+    both regularisers and the fidelity change by less than ``tol`` for
+    ``n_iter_no_change`` iterations in a row (the paper's δ rule); on
+    matrices of more than 250,000 entries also by early stopping on
+    held-out observed entries (``early_stopping="auto"``), which keeps such
+    fits to minutes.
 
     Parameters
     ----------
@@ -112,7 +132,24 @@ class AIRNetImputer(DeepLinearImputer):
     tol : float, default=1e-6
         The δ of the stopping rule, in standardised units (per entry).
     n_iter_no_change : int, default=100
-        Consecutive iterations the δ rule must hold.
+        Consecutive iterations the δ rule must hold; also the patience of
+        early stopping, in iterations (the held-out error is checked every
+        ``min(10, n_iter_no_change // 10)`` iterations).
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the observed entries, stop when
+        their error has not improved (by a relative 1e-4) for
+        ``n_iter_no_change`` iterations and keep the parameters of the best
+        check. ``"auto"`` turns it on for matrices of more than 250,000
+        entries (about 500 x 500) and off below, where the authors'
+        schedule (the final iterate of up to 10,000 iterations) is kept: on
+        images the held-out error rises for about a thousand iterations
+        while the Laplacians concentrate and falls far lower afterwards
+        (the benchmark's curve), which early stopping would cut short.
+        Above that size 10,000 full-batch iterations take tens of minutes
+        to hours; pass ``early_stopping=False`` there to pay that for
+        images.
+    validation_fraction : float, default=0.1
+        Share of the observed entries held out for early stopping.
     init_scale : float, default=1e-3
         Standard deviation of the entries of the initial product.
     max_laplacian_size : int or None, default=2000
@@ -174,19 +211,35 @@ class AIRNetImputer(DeepLinearImputer):
 
     Notes
     -----
-    **Memory and time.** Those of :class:`DeepMFImputer` (``O(m·n + (m + n)·
-    width + width²)``) plus ``O(m² + n²)`` for the Laplacians and their
-    optimiser state (about ten ``k x k`` float64 arrays per learned side:
-    quadratic in the rows and in the columns, which is what
-    ``max_laplacian_size`` guards); each iteration costs ``O(m·n·width·depth
-    + (m² + n²)·min(width, m, n))`` (the traces are computed from the
-    factors when the width is below both sides). A 240 x 240 image takes
-    about 20 ms per iteration on one CPU thread; 943 x 1682 (MovieLens-100K
-    size) about 2.6 s of CPU per iteration, so the paper's 10,000 iterations
-    take hours there: AIR-Net is a method for images and small tables.
-    Sparse input is refused: the regularisers need the dense product.
-    Columns are standardised before fitting, so the regulariser compares
-    rows feature by feature on a common scale.
+    **Memory and time.** With ``m`` rows, ``n`` columns and ``w = width``:
+    the fidelity term needs three ``m x n`` arrays, the training mask (bool),
+    the targets and one buffer for the product's residual and its gradient
+    (9 bytes per entry in float32, beside the float64 input copies of
+    the common pipeline, 16 bytes per entry); the product ``X`` itself is
+    never formed during training. Both traces are computed from the factors
+    (``tr(Xᵀ L_r X)`` from ``A_r W[L-1]``, ``tr(X L_c Xᵀ)`` from
+    ``A_c Rᵀ``), so the regularisers add no ``m x n`` array; each learned
+    side of size ``k`` keeps about a dozen float32 ``k x k`` arrays (its
+    free matrix, gradient, Adam's moments, the training loop's snapshots,
+    the affinity and its backward pass): ``O(m² + n²)`` memory, quadratic in
+    each side, which ``max_laplacian_size`` guards. In all
+    ``O(m·n + m² + n² + (m + n)·w)``; measured peak extra memory of
+    ``fit_transform`` on 100,000 x 50 (X = 40 MB, row side dropped by the
+    guard): 10.5 to 11 times X (``benchmarks/bench_deep_mf.py --memory
+    100000``; the reliability probe measured 18 times before). An iteration
+    costs three ``m x w x n`` products (fidelity) and three ``k x k x w``
+    products per learned side, plus ``k²`` softmaxes:
+    ``O(m·n·w + (m² + n²)·w)``. Measured: Cameraman 96 x 96, 2,000
+    iterations, 60 s on one thread of a loaded machine (250 s before these
+    changes under a similar load); 943 x 1682 (MovieLens-100K size) about
+    1.5 s of CPU per iteration under load (was 2.6 s), so the authors'
+    10,000 iterations are out of reach there and ``early_stopping="auto"``
+    holds entries out and stops on their error. Sparse input is refused: the
+    fidelity is computed on the dense product. Above 250,000 entries the
+    factors and Laplacians are trained in float32 (float64 below); fitted
+    attributes and outputs are float64. Columns are standardised before
+    fitting, so the regulariser compares rows feature by feature on a common
+    scale.
 
     **Inductive rule.** :meth:`transform` folds each row in against the
     learned right product ``R = W[L-2] ... W[0]`` exactly as
@@ -219,6 +272,8 @@ class AIRNetImputer(DeepLinearImputer):
         "lambda_rows": [Interval(numbers.Real, 0, None, closed="left")],
         "lambda_cols": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "max_laplacian_size": [
             Interval(numbers.Integral, 1, None, closed="left"),
             None,
@@ -236,6 +291,8 @@ class AIRNetImputer(DeepLinearImputer):
         max_iter=10000,
         tol=1e-6,
         n_iter_no_change=100,
+        early_stopping="auto",
+        validation_fraction=0.1,
         init_scale=1e-3,
         max_laplacian_size=2000,
         missing_values=np.nan,
@@ -255,6 +312,8 @@ class AIRNetImputer(DeepLinearImputer):
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.init_scale = init_scale
         self.max_laplacian_size = max_laplacian_size
         self.missing_values = missing_values
@@ -278,9 +337,39 @@ class AIRNetImputer(DeepLinearImputer):
             return 0.0
         return float(lam)
 
+    def _early_stopping(self, shape) -> bool:
+        if self.early_stopping == "auto":
+            return shape[0] * shape[1] > AUTO_EARLY_STOPPING_SIZE
+        return bool(self.early_stopping)
+
+    def _validation(self, X, mask, factors):
+        """Training mask, held-out error, check interval and patience (checks)."""
+        if not self._early_stopping(X.shape) or mask.sum() < 2:
+            return mask, None, 1, self.max_iter + 1
+        seed = draw_seed()
+        flat = np.flatnonzero(mask)
+        _, val_idx = split_indices(flat.size, self.validation_fraction, seed)
+        held = flat[val_idx]
+        del flat
+        keep = mask.copy()
+        keep.flat[held] = False
+        rows, cols = np.divmod(held, X.shape[1])
+        device = self._device
+        v_rows = torch.as_tensor(rows, device=device)
+        v_cols = torch.as_tensor(cols, device=device)
+        dtype = train_dtype(X.shape, device)
+        v_vals = torch.as_tensor(X[rows, cols], device=device, dtype=dtype)
+
+        def validation_fn():
+            pred = predict_entries_chunked(factors, v_rows, v_cols)
+            return float(((pred - v_vals) ** 2).mean())
+
+        interval = max(1, min(_MAX_VALIDATION_INTERVAL, self.n_iter_no_change // 10))
+        return keep, validation_fn, interval, max(1, self.n_iter_no_change // interval)
+
     def _fit(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         device = self._device
-        dtype = compute_dtype(device)
+        dtype = train_dtype(X.shape, device)
         n_rows, n_cols = X.shape
         seed = draw_seed()
         generator = make_generator(seed)
@@ -297,42 +386,43 @@ class AIRNetImputer(DeepLinearImputer):
 
         free_r = free_matrix(n_rows, lam_r)
         free_c = free_matrix(n_cols, lam_c)
-        weights = to_tensor(mask.astype(np.float64), device, dtype)
-        target = to_tensor(np.where(mask, X, 0.0), device, dtype)
-        n_obs = float(mask.sum())
+        # Training data, in a dict so that it is released before the
+        # completion is formed.
+        data: dict = {}
+        keep, validation_fn, interval, patience = self._validation(X, mask, factors)
+        data["unused"], data["target"] = dense_targets(X, keep, device, dtype)
+        n_obs = float(keep.sum())
+        del keep
         scale = 1.0 / (n_rows * n_cols)
         # Last values of (fidelity, row reg., column reg.), for the δ rule.
         history: list[tuple[float, float, float]] = []
-
-        # With a narrow product X = L R (width below both sides), the traces
-        # are computed from the factors: tr(Xᵀ L_r X) needs A_r L (m²·width),
-        # not A_r X (m²·n); same for the columns. Same value, less work.
-        width = factors[-1].shape[1]
-        low_rank = len(factors) > 1 and width * (n_rows**2 + n_cols**2) < (
-            n_rows * n_cols * (n_rows + n_cols)
-        )
+        zero = torch.zeros((), dtype=dtype, device=device)
 
         def loss_fn(idx):
-            # product(factors), keeping its right factor for the factored traces
+            # X = L R is never formed: the fidelity's residual lives in one
+            # n_rows x n_cols buffer (masked_error) and both traces are
+            # computed from the factors, tr(Xᵀ L_r X) from A_r L (m²·width
+            # work, not m²·n) and tr(X L_c Xᵀ) from A_c Rᵀ (n²·width).
             left, right = factors[-1], right_product(factors)
-            X_hat = left if right is None else left @ right
-            fidelity = ((X_hat - target) ** 2 * weights).sum() / n_obs
+            fidelity = masked_error(
+                factors, data["target"], data["unused"], 1.0 / n_obs, right=right
+            )
             loss = fidelity
-            reg_r = reg_c = torch.zeros((), dtype=dtype, device=device)
+            reg_r = reg_c = zero
             if free_r is not None:
                 a_r = affinity(free_r)
-                if low_rank:
-                    reg_r = dirichlet_energy_factored(a_r, left, right @ right.T)
+                if right is None:
+                    reg_r = dirichlet_energy(a_r, left)
                 else:
-                    reg_r = dirichlet_energy(a_r, X_hat)
+                    reg_r = dirichlet_energy_factored(a_r, left, right @ right.T)
                 reg_r = reg_r * scale
                 loss = loss + lam_r * reg_r
             if free_c is not None:
                 a_c = affinity(free_c)
-                if low_rank:
-                    reg_c = dirichlet_energy_factored(a_c, right.T, left.T @ left)
+                if right is None:
+                    reg_c = dirichlet_energy(a_c, left.T)
                 else:
-                    reg_c = dirichlet_energy(a_c, X_hat.T)
+                    reg_c = dirichlet_energy_factored(a_c, right.T, left.T @ left)
                 reg_c = reg_c * scale
                 loss = loss + lam_c * reg_c
             history.append(
@@ -371,10 +461,13 @@ class AIRNetImputer(DeepLinearImputer):
             learning_rate=self.learning_rate,
             generator=generator,
             optimizer="adam",
-            tol=0.0,
-            # The δ rule (stop_fn) decides convergence, not the loss plateau.
-            n_iter_no_change=self.max_iter + 1,
-            on_epoch_start=self._monitor_hook(factors),
+            # The δ rule (stop_fn) decides convergence, not the loss plateau;
+            # with held-out entries, so does their error's plateau.
+            tol=_VALIDATION_TOL if validation_fn else 0.0,
+            n_iter_no_change=patience,
+            validation_fn=validation_fn,
+            validation_interval=interval,
+            on_epoch_start=self._monitor_hook(factors, X.shape),
             status_fn=status_fn,
             stop_fn=stop_fn,
             warn_tol=self.tol,
@@ -382,6 +475,7 @@ class AIRNetImputer(DeepLinearImputer):
             desc=type(self).__name__,
         )
         result.export(self)
+        data.clear()
         self.regularizer_curve_ = np.array([h[1:] for h in history]).reshape(-1, 2)
         self.laplacian_rows_ = None if free_r is None else laplacian(free_r)
         self.laplacian_cols_ = None if free_c is None else laplacian(free_c)

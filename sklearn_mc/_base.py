@@ -81,6 +81,11 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     # --- sparse hooks (see _sparse_path.py): a method that sets
     # _supports_sparse = True implements _fit_entries / _predict_entries.
     _supports_sparse = False
+    #: a sparse-capable method that fits dense input from its observed
+    #: entries sets this: its ``_fit`` then receives the scaled entries
+    #: (:class:`~sklearn_mc._observed.ObservedEntries`, the values of the
+    #: scaled ``X`` bit for bit) instead of a scaled dense copy of ``X``.
+    _dense_fit_from_entries = False
 
     def _fit_entries(self, entries) -> None:
         """Learn from scaled :class:`~sklearn_mc._observed.ObservedEntries`."""
@@ -304,14 +309,16 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         return resolve_device(self.device)
 
     def _validate_input(self, X, *, reset: bool) -> np.ndarray:
-        """Validated float64 copy of ``X`` with NaN at the missing entries."""
+        """Validated float64 ``X`` with NaN at the missing entries (read-only)."""
         return self._validate(X, reset=reset)[0]
 
     def _validate(self, X, *, reset: bool) -> tuple[np.ndarray, np.dtype]:
-        """Validated float64 copy of ``X`` (NaN = missing) and the output dtype.
+        """Validated float64 ``X`` (NaN = missing) and the output dtype.
 
         The output dtype is float32 for float32 input and float64 for every
         other input, as in scikit-learn's imputers; the arithmetic is float64.
+        Float64 input with NaN as the marker is returned without a copy (it
+        may be the caller's own array): treat the result as read-only.
         """
         nan_marker = _is_nan_marker(self.missing_values)
         X = _pandas_na_to_nan(X)
@@ -340,10 +347,14 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
                 ) from exc
             raise
         out_dtype = X.dtype
-        missing = None if nan_marker else X == self.missing_values
+        if nan_marker:
+            # No copy of float64 input: nothing in the package writes into the
+            # validated array (methods get a scaled copy), so the caller's
+            # data is read in place and stays as it was.
+            return np.asarray(X, dtype=np.float64), out_dtype
+        missing = X == self.missing_values
         X = np.array(X, dtype=np.float64, copy=True)
-        if missing is not None:
-            X[missing] = np.nan
+        X[missing] = np.nan
         return X, out_dtype
 
     def _fit_validated(self, X):
@@ -367,16 +378,27 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
                 missing_values=np.nan, error_on_new=False
             ).fit(X)
         self._valid_mask = mask.any(axis=0)
-        X, mask = X[:, self._valid_mask], mask[:, self._valid_mask]
+        if not self._valid_mask.all():  # a copy only where columns are dropped
+            X, mask = X[:, self._valid_mask], mask[:, self._valid_mask]
         _sparse_path.remember_entries(self, X)  # sparse hook
         _check_raw_units(self, X, mask)
-        self._scale_shift, self._scale_factor = _fit_scaling(X, mask, self._scaling)
+        if self._supports_sparse:  # the entries remember_entries kept
+            entries = self._train_entries
+            self._scale_shift, self._scale_factor = scaling_from_entries(
+                entries.values, entries.cols, entries.shape[1], self._scaling
+            )
+        else:
+            self._scale_shift, self._scale_factor = _fit_scaling(X, mask, self._scaling)
         device = self._device
         # Scale before fit_context: it flushes denormals, which would zero
         # (or turn into NaN) data and factors of magnitude below ~2.2e-308.
-        scaled = self._scale(X)
+        if self._supports_sparse and self._dense_fit_from_entries:
+            scaled = _sparse_path._scaled(self, self._train_entries)
+        else:
+            scaled = self._scale(X)
         with fit_context(seed_from(self.random_state), device):
             completion = self._fit(scaled, mask)
+        del scaled  # not held while the completion is finished
         return X, mask, completion, out_dtype
 
     def _run_transform(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -396,7 +418,7 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         """
         completion = np.asarray(completion, dtype=np.float64)
         out = _unscale(completion, self._scale_shift, self._scale_factor)
-        out[mask] = X[mask]
+        np.copyto(out, X, where=mask)  # observed entries back, no gathered copy
         if not np.isfinite(out).all():
             raise self._non_finite_error(X, mask, completion)
         if keep_valid_only or self._valid_mask.all() or not self.keep_empty_features:
@@ -608,7 +630,10 @@ def _apply_scaling(X: np.ndarray, shift: np.ndarray, factor: np.ndarray):
     for values near the float64 limit.
     """
     unit = _pow2_floor(factor)
-    return (X / unit - shift / unit) / (factor / unit)
+    out = X / unit  # a new array: the two steps below work in place
+    out -= shift / unit
+    out /= factor / unit
+    return out
 
 
 def _unscale(Z: np.ndarray, shift: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -635,15 +660,10 @@ def _fit_scaling(X: np.ndarray, mask: np.ndarray, kind: str):
     if kind == "none":
         return np.zeros(n_features), np.ones(n_features)
     if kind == "standard":
-        counts = mask.sum(axis=0)
-        top = np.where(mask, np.abs(X), 0.0).max(axis=0)
-        unit = np.where(top > 0, _pow2_floor(top), _pow2_floor(top.max()))
-        scaled = np.where(mask, X / unit, 0.0)
-        mean = scaled.sum(axis=0) / counts
-        var = (np.where(mask, scaled - mean, 0.0) ** 2).sum(axis=0) / counts
-        std = np.sqrt(var)
-        std[~(std > CONSTANT_RTOL * top / unit)] = 1.0
-        return mean * unit, std * unit
+        # One scaler for dense and sparse input: the statistics of the
+        # observed entries in row-major order (as ObservedEntries holds them).
+        cols = np.broadcast_to(np.arange(n_features), X.shape)[mask]
+        return scaling_from_entries(X[mask], cols, n_features, kind)
     if kind == "minmax":
         return _minmax(np.nanmin(X), np.nanmax(X), n_features)
     if kind == "magnitude":
@@ -666,11 +686,14 @@ def _minmax(lo: float, hi: float, n_features: int):
 
 
 def scaling_from_entries(values: np.ndarray, cols: np.ndarray, n_cols: int, kind: str):
-    """:func:`_fit_scaling` from observed entries ``(cols, values)`` only.
+    """The package's one scaler: :func:`_fit_scaling` from observed entries.
 
-    The same scale-free rule for the sparse path (per-column sums by
-    ``bincount``, so the last bits may differ from the dense path's sums).
-    Every column must have at least one entry.
+    ``values`` and ``cols`` are the observed entries, in any order (the
+    dense path passes them row-major, as :class:`~sklearn_mc._observed.
+    ObservedEntries` holds them, so dense and sparse input of the same data
+    get the same statistics bit for bit). Per-column sums are ``bincount``
+    sums in the order of the entries; memory is a few arrays of the entries'
+    size. Every column must have at least one entry.
     """
     if kind == "none":
         return np.zeros(n_cols), np.ones(n_cols)
@@ -682,7 +705,9 @@ def scaling_from_entries(values: np.ndarray, cols: np.ndarray, n_cols: int, kind
         unit = np.where(top > 0, _pow2_floor(top), _pow2_floor(top.max()))
         scaled = values / unit[cols]
         mean = np.bincount(cols, scaled, minlength=n_cols) / counts
-        var = np.bincount(cols, (scaled - mean[cols]) ** 2, minlength=n_cols) / counts
+        scaled -= mean[cols]  # in place: the squared deviations
+        np.square(scaled, out=scaled)
+        var = np.bincount(cols, scaled, minlength=n_cols) / counts
         std = np.sqrt(var)
         std[~(std > CONSTANT_RTOL * top / unit)] = 1.0
         return mean * unit, std * unit

@@ -33,10 +33,22 @@ CHUNK_ROWS = 4096
 #: below this many re-hidden entries (over all folds) a column's options are
 #: not told apart: it keeps the linear completion.
 MIN_VALIDATION_ENTRIES = 10
+#: a refinement round is kept only if it lowers the held-out error of the
+#: selection runs by more than this share.
+REFINE_GAIN = 0.01
+#: trees of the default extra-trees candidate in the selection runs: they
+#: compare model kinds, which fewer trees tell apart at a fraction of the cost.
+SELECTION_TREES = 20
 
 
-def default_estimators() -> list[tuple[str, object]]:
+def default_estimators(n_estimators: int = 50) -> list[tuple[str, object]]:
     """The second-stage candidates of ``estimators="auto"``.
+
+    Parameters
+    ----------
+    n_estimators : int, default=50
+        Trees of the extra-trees candidate (the selection runs use
+        ``SELECTION_TREES``).
 
     Returns
     -------
@@ -49,7 +61,10 @@ def default_estimators() -> list[tuple[str, object]]:
         (
             "extra_trees",
             ExtraTreesRegressor(
-                n_estimators=50, max_features=0.5, min_samples_leaf=2, n_jobs=1
+                n_estimators=n_estimators,
+                max_features=0.5,
+                min_samples_leaf=2,
+                n_jobs=1,
             ),
         ),
         ("knn", KNeighborsRegressor(n_neighbors=10, weights="distance", n_jobs=1)),
@@ -74,10 +89,19 @@ class ChainedImputer(BaseMatrixImputer):
     a cross-validation on the completed table is not (there, other columns'
     imputed values were computed from the value being predicted).
 
+    Then up to ``max_refine`` refinement rounds, as missForest (Stekhoven
+    and Buehlmann, "MissForest -- non-parametric missing value imputation
+    for mixed-type data", Bioinformatics 2012) iterates its forests: each
+    column's chosen models are refitted on its observed rows with the current
+    completion as features, and re-predict its missing entries. Their number
+    is chosen on the same re-hidden entries: rounds are added while each
+    lowers their error by more than 1 % (a stopping rule on held-out error,
+    where missForest stops when the change between rounds grows).
+
     :meth:`transform` completes new rows one by one with the fitted models:
-    column means, the stored linear rounds, then each column's chosen
-    models. ``fit_transform`` returns the same completion for the training
-    rows.
+    column means, the stored linear rounds, each column's chosen models,
+    then the refinement rounds. ``fit_transform`` returns the same
+    completion for the training rows.
 
     Read more in the :ref:`User Guide <chained>`.
 
@@ -86,8 +110,9 @@ class ChainedImputer(BaseMatrixImputer):
     estimators : "auto" or list of (str, regressor), default="auto"
         Second-stage candidate regressors (scikit-learn estimators with
         ``fit`` and ``predict``; cloned per column; any name but
-        ``"linear"``). ``"auto"`` is extra trees (50 trees, half the features
-        per split, leaves of at least 2 rows) and distance-weighted
+        ``"linear"``). ``"auto"`` is extra trees (50 trees, 20 in the
+        selection runs, half the features per split, leaves of at least 2
+        rows) and distance-weighted
         10-nearest-neighbour regression. An empty list keeps the
         linear completion (chained Bayesian ridge only).
     max_iter : int, default=10
@@ -101,13 +126,20 @@ class ChainedImputer(BaseMatrixImputer):
         Share of the observed entries re-hidden each time (small, so that
         the selection runs see nearly the table's own share of missing
         entries: chained linear regressions degrade fast as it grows).
-    selection_rows : int, default=2000
+    selection_rows : int, default=1000
         At most this many rows (drawn at random) enter each selection run;
         bounds its cost on tall tables.
-    max_fit_rows : int or None, default=5000
+    max_fit_rows : int or None, default=2000
         At most this many observed rows (drawn at random) train each of a
         column's regressions; bounds the cost on tall tables. None uses every
         observed row.
+    max_refine : int, default=3
+        Most refinement rounds after the per-column choice: missForest-style
+        rounds in which each column's chosen models are refitted with the
+        current completion as features. The selection runs decide how many
+        are run: rounds are added while they lower the error on the
+        re-hidden entries by more than 1 %. 0 gives the single second stage
+        on the linear completion.
     missing_values : int, float or None, default=np.nan
         The placeholder of missing entries.
     keep_empty_features : bool, default=False
@@ -147,6 +179,13 @@ class ChainedImputer(BaseMatrixImputer):
     selection_scores_ : list of dict
         Per column, the mean squared error (standardised units) of every
         option on the re-hidden entries (empty where too few were hidden).
+    refine_scores_ : list of float
+        Mean squared error on all re-hidden entries of the selection runs
+        after 0, 1, ... refinement rounds (``[nan]`` where none were tried);
+        ``len(refine_scores_) - 1`` rounds are run.
+    refine_estimators_ : list of list of dict
+        Per refinement round, per column, the refitted models by name (empty
+        for columns without missing entries at fit).
     imputation_order_ : ndarray of int
         The order in which columns are imputed within a round.
     n_iter_ : int
@@ -165,8 +204,10 @@ class ChainedImputer(BaseMatrixImputer):
     Notes
     -----
     Time: ``n_folds + 1`` runs of the procedure (the selection runs on at
-    most ``selection_rows`` rows), each ``max_iter`` rounds of Bayesian
-    ridge and one fit of every candidate per column, on at most
+    most ``selection_rows`` rows, with 20 trees instead of 50 in the default
+    candidate), each ``max_iter`` rounds of Bayesian ridge, one fit of every
+    candidate per column and up to ``max_refine`` (selection runs: one more)
+    rounds of refitting each column's chosen models, on at most
     ``max_fit_rows`` rows each. Memory: the data, a few copies of it, and the
     fitted models (the trees and the neighbour index grow with
     ``max_fit_rows``, not with the number of rows).
@@ -199,6 +240,7 @@ class ChainedImputer(BaseMatrixImputer):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "selection_rows": [Interval(Integral, 2, None, closed="left")],
         "max_fit_rows": [Interval(Integral, 2, None, closed="left"), None],
+        "max_refine": [Interval(Integral, 0, None, closed="left")],
     }
 
     _scaling = "standard"
@@ -211,8 +253,9 @@ class ChainedImputer(BaseMatrixImputer):
         tol=1e-5,
         n_folds=3,
         validation_fraction=0.08,
-        selection_rows=2000,
-        max_fit_rows=5000,
+        selection_rows=1000,
+        max_fit_rows=2000,
+        max_refine=3,
         missing_values=np.nan,
         keep_empty_features=False,
         add_indicator=False,
@@ -229,6 +272,7 @@ class ChainedImputer(BaseMatrixImputer):
         self.validation_fraction = validation_fraction
         self.selection_rows = selection_rows
         self.max_fit_rows = max_fit_rows
+        self.max_refine = max_refine
         self.missing_values = missing_values
         self.keep_empty_features = keep_empty_features
         self.add_indicator = add_indicator
@@ -252,16 +296,28 @@ class ChainedImputer(BaseMatrixImputer):
             for size in range(1, len(names) + 1)
             for combo in itertools.combinations(names, size)
         ]
-        self.chosen_, self.selection_scores_ = self._select(
-            X, mask, candidates, options, rng
+        trial = candidates
+        if isinstance(self.estimators, str):
+            trial = default_estimators(n_estimators=SELECTION_TREES)
+        self.chosen_, self.selection_scores_, self.refine_scores_ = self._select(
+            X, mask, trial, options, rng
         )
+        n_refine = len(self.refine_scores_) - 1
         if self.verbose:
-            print(f"[ChainedImputer] chosen models: {self.chosen_}")
+            print(
+                f"[ChainedImputer] chosen models: {self.chosen_}; refinement "
+                f"rounds: {n_refine} (held-out MSE by round: {self.refine_scores_})"
+            )
+        settings = self._fit_settings(rng)
         linear, completion, fitted = _run(
-            X, mask, candidates, self.chosen_, self._fit_settings(rng), store=True
+            X, mask, candidates, self.chosen_, settings, store=True
         )
         self.linear_estimators_, self.estimators_ = linear, fitted
         self.n_iter_ = len(linear)
+        self.refine_estimators_ = [
+            _refine(completion, mask, self.chosen_, candidates, settings)
+            for _ in range(n_refine)
+        ]
         return completion
 
     def _fit_settings(self, rng):
@@ -274,11 +330,20 @@ class ChainedImputer(BaseMatrixImputer):
         )
 
     def _select(self, X, mask, candidates, options, rng):
-        """Per column, the option with the least error on re-hidden entries."""
+        """Per column, the option with the least error on re-hidden entries.
+
+        Then the number of refinement rounds: rounds are run on the selection
+        runs' completions (chosen options) while their error on the
+        re-hidden entries falls by more than ``REFINE_GAIN``.
+
+        Returns the choices, their scores and the held-out mean squared error
+        (all re-hidden entries) after 0, 1, ... refinement rounds.
+        """
         n_samples, n_features = X.shape
         sq_err = {combo: np.zeros(n_features) for combo in options}
         counts = np.zeros(n_features)
         every = [name for name, _ in candidates]
+        runs = []
         if n_features >= 2 and len(options) > 1:
             for _ in range(self.n_folds):
                 rows = np.arange(n_samples)
@@ -303,6 +368,7 @@ class ChainedImputer(BaseMatrixImputer):
                     store=False,
                     keep_all=True,
                 )
+                runs.append((sub_X, sub_mask & ~hide, hide, preds))
                 for j in range(n_features):
                     at = hide[:, j]
                     if not at.any():
@@ -322,7 +388,40 @@ class ChainedImputer(BaseMatrixImputer):
             best = min(options, key=lambda c: sq_err[c][j])
             chosen.append(best)
             scores.append(score)
-        return chosen, scores
+        return chosen, scores, self._select_refine(runs, chosen, candidates, rng)
+
+    def _select_refine(self, runs, chosen, candidates, rng):
+        """Held-out MSE after 0, 1, ... refinement rounds (stops when no gain)."""
+        if not runs or self.max_refine == 0:
+            return [float("nan")]
+        completions = []
+        for _, train_mask, _, preds in runs:
+            out = preds["linear"].copy()
+            for j, combo in enumerate(chosen):
+                at = ~train_mask[:, j]
+                out[at, j] = np.mean([preds[name][at, j] for name in combo], axis=0)
+            completions.append(out)
+        n_hidden = sum(hide.sum() for _, _, hide, _ in runs)
+
+        def held_out():
+            return float(
+                sum(
+                    np.sum((out[hide] - sub_X[hide]) ** 2)
+                    for out, (sub_X, _, hide, _) in zip(completions, runs, strict=True)
+                )
+                / n_hidden
+            )
+
+        errors = [held_out()]
+        settings = self._fit_settings(rng)
+        while len(errors) <= self.max_refine:
+            for out, (_, train_mask, _, _) in zip(completions, runs, strict=True):
+                _refine(out, train_mask, chosen, candidates, settings)
+            errors.append(held_out())
+            if errors[-1] > (1 - REFINE_GAIN) * errors[-2]:
+                errors.pop()  # that round did not pay: it is not run at fit
+                break
+        return errors
 
     def _candidates(self) -> list[tuple[str, object]]:
         if isinstance(self.estimators, str):
@@ -358,7 +457,10 @@ class ChainedImputer(BaseMatrixImputer):
                 rows = missing[:, j]
                 if rows.any() and models[j] is not None:
                     filled[rows, j] = _predict(models[j], filled[rows], j)
-        return _second_stage(filled, missing, self.chosen_, self.estimators_)
+        out = _second_stage(filled, missing, self.chosen_, self.estimators_)
+        for models in self.refine_estimators_:
+            _apply_round(out, missing, order, self.chosen_, models)
+        return out
 
 
 def _fit_model(estimator, filled, rows, j, rng):
@@ -434,6 +536,40 @@ def _run(X, mask, candidates, chosen, settings, *, store, keep_all=False):
         return preds
     completion = _second_stage(filled, missing, chosen, fitted)
     return linear_rounds, completion, fitted
+
+
+def _refine(filled, mask, chosen, candidates, settings):
+    """One missForest-style round, in place: refit and re-predict each column.
+
+    Each column with missing entries, in imputation order, has its chosen
+    models (``"linear"``: a Bayesian ridge) refitted on its observed rows with
+    the current completion as features, and its missing entries replaced by
+    their average before the next column is refitted. Returns the fitted
+    models, per column by name (empty for complete columns).
+    """
+    rng, order = settings["rng"], settings["order"]
+    lookup = dict(candidates, linear=BayesianRidge())
+    missing = ~mask
+    models = [{} for _ in range(filled.shape[1])]
+    for j in order:
+        if not missing[:, j].any():
+            continue
+        rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
+        for name in chosen[j]:
+            models[j][name] = _fit_model(lookup[name], filled, rows, j, rng)
+        _apply_round(filled, missing, [j], chosen, models)
+    return models
+
+
+def _apply_round(filled, missing, order, chosen, models):
+    """Replace the missing entries of ``order``'s columns by their models' average."""
+    for j in order:
+        at = missing[:, j]
+        if not at.any() or not models[j]:
+            continue
+        filled[at, j] = np.mean(
+            [_predict(models[j][name], filled[at], j) for name in chosen[j]], axis=0
+        )
 
 
 def _second_stage(filled, missing, chosen, fitted):

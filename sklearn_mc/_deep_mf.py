@@ -9,9 +9,16 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from ._base import OPTIMIZER_CONSTRAINT
-from ._deep_linear import DeepLinearImputer, entries, product
+from ._deep_linear import (
+    DeepLinearImputer,
+    dense_targets,
+    entries,
+    masked_error,
+    predict_entries_chunked,
+    train_dtype,
+)
 from ._optim import train
-from ._torch import compute_dtype, draw_seed, make_generator, to_tensor
+from ._torch import draw_seed, make_generator
 from .model_selection import split_indices
 
 # Held-out loss is checked at most this often (iterations) during early stopping;
@@ -73,8 +80,12 @@ class DeepMFImputer(DeepLinearImputer):
         the parameters of the best iteration are kept.
     validation_fraction : float, default=0.1
         Share of the observed entries held out for early stopping.
-    n_iter_no_change : int, default=500
-        Patience, in iterations.
+    n_iter_no_change : int, default=100
+        Patience, in iterations (the held-out error is checked every
+        ``min(10, n_iter_no_change // 10)`` iterations). 100 gave the same
+        held-out error as the former 500 on low-rank, noisy low-rank, image
+        and rating-like synthetic matrices, in a third to a fifth of the
+        iterations.
     missing_values : float, default=np.nan
         Marker of the missing entries.
     keep_empty_features : bool, default=False
@@ -126,20 +137,36 @@ class DeepMFImputer(DeepLinearImputer):
 
     Notes
     -----
-    **Memory and time.** The product is formed densely at every full-batch
-    step, and the inner factors are ``width x width``: memory grows as
-    ``O(m·n + (m + n)·width + (depth − 2)·width²)`` for ``m`` rows and ``n``
-    columns (about ten ``m x n`` float64 arrays at the peak, plus the
-    factors, their gradients, Adam's two moments and three snapshots of
-    the training loop) and each step costs ``O(depth·m·n·width)``, with
-    ``width ≤ 256`` by default: linear in the rows and in the columns, not
-    quadratic. Measured (one CPU thread, shared machine): 943 x 1682 (80,000
-    ratings) about 0.2 s of CPU per step at the default width 256 (it was
-    about 4x more at the old full width 943); early stopping usually ends
-    such fits after several hundred steps, so they take minutes. For larger
+    **Memory and time.** Full batch (the default), with ``m`` rows, ``n``
+    columns and ``w = width``: training keeps three ``m x n`` arrays, the
+    training mask (bool), the targets and one buffer holding the product and
+    then its residual and gradient (the loss and its backward pass are
+    fused): 9 bytes per entry in float32, beside the float64 input copies of
+    the common pipeline (16 bytes per entry). The factors
+    (``(m + n)·w + (depth − 2)·w²`` numbers) are kept with their gradients,
+    Adam's two moments and the training loop's snapshots (about nine
+    copies). Memory therefore grows linearly in the rows and in the columns,
+    as ``O(m·n + (m + n)·w + depth·w²)``. Measured peak extra memory of
+    ``fit_transform`` on 100,000 x 50 (X = 40 MB; ``w = 50``, so ``W[L-1]``
+    is the size of X in float32): 9.8 to 12 times X across runs
+    (``benchmarks/bench_deep_mf.py --memory 100000``; it was 22 times); the
+    spread comes from glibc's heap, whose freed pages the fit hands back
+    every step. A step costs three ``m x w x n`` products (the forward one
+    and two gradients) plus ``O(depth·n·w²)``: ``O(m·n·w)``, linear in the
+    rows and in the columns, with ``w ≤ 256`` by default. Mini-batches
+    (``batch_size``) touch only the batch's entries but form the inner
+    product once per batch. Measured on a 943 x 1682 rating matrix (about
+    100,000 ratings, ``make_ratings``): about 0.34 s of CPU per step at the
+    default width 256 (2 threads, loaded machine); early stopping (patience
+    100 iterations) ended the default fit after 180 steps (best 80): 62 s of
+    CPU, about 31 s on two unshared cores (before: patience 500, about 580
+    steps at about 0.43 s of CPU each, over 4 minutes). For much larger
     tables set ``width`` (a generous bound on the rank, e.g. 64) or use
     ``SGDMFImputer``. Sparse input is not accepted (the loss is computed on
-    the dense product).
+    the dense product). Above 250,000 entries the factors are trained in
+    float32 (float64 below, where the cost is small and the exact
+    recoveries of Arora et al.'s experiment reach errors of ~3e-3); the
+    fitted attributes and the output are float64.
 
     **Inductive rule.** :meth:`transform` folds each row in against the
     learned right product ``R = W[L-2] ... W[0]``: with ``W[L-1] = Q T``
@@ -190,7 +217,7 @@ class DeepMFImputer(DeepLinearImputer):
         tol=1e-4,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=500,
+        n_iter_no_change=100,
         missing_values=np.nan,
         keep_empty_features=False,
         add_indicator=False,
@@ -222,54 +249,63 @@ class DeepMFImputer(DeepLinearImputer):
 
     def _fit(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         device = self._device
-        dtype = compute_dtype(device)
+        dtype = train_dtype(X.shape, device)
         # From the generator the base class opened for this fit.
         seed = draw_seed()
         generator = make_generator(seed)
-        rows, cols = np.nonzero(mask)
+        n_cols = X.shape[1]
+        flat = np.flatnonzero(mask)
         fraction = self.validation_fraction if self.early_stopping else 0.0
-        train_idx, val_idx = split_indices(rows.size, fraction, random_state=seed)
+        train_idx, val_idx = split_indices(flat.size, fraction, random_state=seed)
+        n_train = train_idx.size
         factors = self._make_factors(X.shape, generator)
 
-        def triplets(idx):
+        def triplets(flat_idx):
+            rows, cols = np.divmod(flat_idx, n_cols)
             return (
-                torch.as_tensor(rows[idx], device=device),
-                torch.as_tensor(cols[idx], device=device),
-                to_tensor(X[rows[idx], cols[idx]], device, dtype),
+                torch.as_tensor(rows, device=device),
+                torch.as_tensor(cols, device=device),
+                torch.as_tensor(X[rows, cols], device=device, dtype=dtype),
             )
 
-        t_rows, t_cols, t_vals = triplets(train_idx)
-        n_train = t_vals.numel()
         full_batch = self.batch_size is None or self.batch_size >= n_train
+        # Training data, in a dict so that it can be released before the
+        # completion is formed (the closures below hold the dict, not them).
+        data: dict = {}
         if full_batch:
             # Dense masked residual: the product is formed anyway, and a dense
             # mask avoids scattering the gradient through an index.
-            weights = torch.zeros(X.shape, dtype=dtype, device=device)
-            weights[t_rows, t_cols] = 1.0
-            target = torch.zeros(X.shape, dtype=dtype, device=device)
-            target[t_rows, t_cols] = t_vals
+            keep = mask.copy()
+            keep.flat[flat[val_idx]] = False
+            data["unused"], data["target"] = dense_targets(X, keep, device, dtype)
+            del keep
+        else:
+            data["rows"], data["cols"], data["vals"] = triplets(flat[train_idx])
+        del train_idx
 
         def loss_fn(idx):
             if idx is None:
-                return ((product(factors) - target) ** 2 * weights).sum() / n_train
-            pred = entries(factors, t_rows[idx], t_cols[idx])
-            return ((pred - t_vals[idx]) ** 2).mean()
+                return masked_error(
+                    factors, data["target"], data["unused"], 1.0 / n_train
+                )
+            pred = entries(factors, data["rows"][idx], data["cols"][idx])
+            return ((pred - data["vals"][idx]) ** 2).mean()
 
         validation_fn = None
         interval = 1
         patience = self.n_iter_no_change
         if val_idx.size:
-            v_rows, v_cols, v_vals = triplets(val_idx)
+            v_rows, v_cols, v_vals = triplets(flat[val_idx])
             interval = max(
                 1, min(_MAX_VALIDATION_INTERVAL, self.n_iter_no_change // 10)
             )
             patience = max(1, self.n_iter_no_change // interval)
 
             def validation_fn():
-                with torch.no_grad():
-                    pred = entries(factors, v_rows, v_cols)
-                    return float(((pred - v_vals) ** 2).mean())
+                pred = predict_entries_chunked(factors, v_rows, v_cols)
+                return float(((pred - v_vals) ** 2).mean())
 
+        del flat, val_idx
         result = train(
             factors,
             loss_fn,
@@ -283,9 +319,10 @@ class DeepMFImputer(DeepLinearImputer):
             n_iter_no_change=patience,
             validation_fn=validation_fn,
             validation_interval=interval,
-            on_epoch_start=self._monitor_hook(factors),
+            on_epoch_start=self._monitor_hook(factors, X.shape),
             verbose=self.verbose,
             desc=type(self).__name__,
         )
         result.export(self)
+        data.clear()
         return self._store_factors(factors, X, mask)

@@ -118,6 +118,20 @@ class _Sparse:
         self.indptr = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
         self.indptr[1:] = torch.cumsum(counts, 0)
 
+    def all_vectors(self):
+        """Every vector, as :meth:`gather` of ``arange(n)`` returns them.
+
+        The triplets are this object's own arrays (plus the vector of each
+        entry): nothing is gathered or copied.
+        """
+        n = self.indptr.numel() - 1
+        bags = torch.repeat_interleave(
+            torch.arange(n, device=self.indptr.device),
+            self.indptr[1:] - self.indptr[:-1],
+            output_size=self.indices.numel(),
+        )
+        return bags, self.indices, self.values, n
+
     def gather(self, select):
         """The vectors ``select`` as (vector, index, value) triplets + count."""
         start = self.indptr[select]
@@ -139,6 +153,18 @@ _ENTRY_CHUNK = 8192
 #: cost of the rest of a step) is encoded from a cache that is refreshed every
 #: few steps instead of from scratch at each step (see :class:`_Side`).
 _CACHE_FACTOR = 1.0
+
+
+def _coalesced(sparse, n_vectors, n_inputs):
+    """All vectors of ``sparse`` as one coalesced ``(n_vectors, n_inputs)`` matrix."""
+    bags, idx, vals, _ = sparse.all_vectors()
+    return torch.sparse_coo_tensor(
+        torch.stack([bags, idx]),
+        vals,
+        (n_vectors, n_inputs),
+        is_coalesced=True,
+        check_invariants=False,
+    )
 
 
 def _touched_entries(counts: np.ndarray, n_entries: int, batch: int) -> float:
@@ -175,20 +201,19 @@ class _Side:
     leave-target-out correction touches gets its gradient at once.
     """
 
-    def __init__(self, branch, sparse, n_vectors, interval):
+    def __init__(self, branch, sparse, n_vectors, interval, other):
         self.branch = branch
         self.sparse = sparse
         self.interval = int(interval)
         self.cache = None
         self.steps = 0
         if self.interval:
-            all_vectors = torch.arange(n_vectors, device=sparse.indptr.device)
-            bags, idx, vals, n = sparse.gather(all_vectors)
+            # ``S`` and ``Sᵀ`` from the entries grouped by this side's vectors
+            # and by the other side's: both come sorted and unique (the
+            # coalesced layout), so neither is sorted again.
             n_inputs = branch.weight.shape[0]
-            self.matrix = torch.sparse_coo_tensor(
-                torch.stack([bags, idx]), vals, (n, n_inputs), check_invariants=False
-            ).coalesce()
-            self.matrix_t = self.matrix.t().coalesce()
+            self.matrix = _coalesced(sparse, n_vectors, n_inputs)
+            self.matrix_t = _coalesced(other, n_inputs, n_vectors)
 
     def reset(self):
         """Drop the cache (start of an epoch, also after a divergence rewind)."""
@@ -203,7 +228,7 @@ class _Side:
         if self.steps % self.interval == 0:
             if self.cache is not None and self.cache.grad is not None:
                 delayed = torch.sparse.mm(self.matrix_t, self.cache.grad)
-                term = (self.branch.weight * delayed).sum()
+                term = _DelayedGradient.apply(self.branch.weight, delayed)
             with torch.no_grad():
                 fresh = torch.sparse.mm(self.matrix, self.branch.weight)
             self.cache = fresh.requires_grad_(True)
@@ -216,6 +241,26 @@ class _Side:
             return self.cache, select
         unique, inverse = torch.unique(select, return_inverse=True)
         return self.branch.first_sparse(*self.sparse.gather(unique)), inverse
+
+
+class _DelayedGradient(torch.autograd.Function):
+    """A zero whose gradient with respect to ``weight`` is ``gradient``.
+
+    Adding it to a loss adds ``gradient`` to ``weight.grad`` at the backward
+    pass, as ``(weight * gradient).sum()`` would, without that product (a
+    temporary the size of the weight: ``n_samples x width`` for the column
+    branch).
+    """
+
+    @staticmethod
+    def forward(ctx, weight, gradient):
+        ctx.save_for_backward(gradient)
+        return weight.new_zeros(())
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (gradient,) = ctx.saved_tensors
+        return gradient * upstream, None
 
 
 def _heads(rb, cb, hU, hV, inv_r, inv_c, sel_rows, sel_cols, y):
@@ -414,11 +459,20 @@ class DMFImputer(BaseMatrixImputer):
     hidden_layer_sizes[0])``: the observed entries, the first layers (each
     weight with its gradient, Adam's two moments and the training loop's
     snapshots, about seven copies) and the caches. No dense copy of the
-    matrix is made during ``fit`` (``transform`` works on the dense rows it
-    gets, in chunks). The column branch's first layer has ``n_samples x
-    hidden_layer_sizes[0]`` weights, so on a very tall table it dominates:
-    100,000 rows at the default width 256 hold about 1.4 GB of parameters
-    and optimiser state; use a narrower first layer there.
+    matrix is made during ``fit`` (the base class hands over the observed
+    entries; ``transform`` works on the dense rows it gets, in chunks).
+    Bound: about ``10 × 8 × (n_samples + n_features) × hidden_layer_sizes[0]``
+    bytes of weight-sized state (the weights, their gradients, Adam's two
+    moments, the training loop's snapshots, the cached side's delayed
+    gradient and the optimiser's temporaries) plus about 140 bytes per
+    observed entry (the entries grouped by row and by column, the sparse
+    matrices of the cached side, the training and held-out triplets). The
+    column branch's first layer has ``n_samples x hidden_layer_sizes[0]``
+    weights, so on a very tall table it dominates: on 100,000 x 50 with
+    20 % missing (X = 38 MB) at the default width 256 the peak resident
+    memory above the input is about 2.2-2.4 GB (58-62 × X;
+    ``benchmarks/bench_memory.py``), far above the 10 × X of the other
+    methods; use a narrower first layer there.
 
     **Sparse input.** ``scipy.sparse`` matrices are accepted: stored entries
     are observed (explicit zeros are ratings of 0), absent entries are
@@ -559,12 +613,13 @@ class DMFImputer(BaseMatrixImputer):
         )
 
     _supports_sparse = True
+    _dense_fit_from_entries = True
 
-    def _fit(self, X, mask):
+    def _fit(self, entries, mask):
         # Dense input takes the sparse route: its observed entries in row-major
-        # order, as from a sparse matrix, so both give the same model.
-        rows_np, cols_np = np.nonzero(mask)
-        self._fit_observed(rows_np, cols_np, X[rows_np, cols_np], X.shape)
+        # order, as from a sparse matrix, so both give the same model (the base
+        # hands them over, ``_dense_fit_from_entries``: no dense copy of X).
+        self._fit_entries(entries)
         return None
 
     def _fit_entries(self, entries):
@@ -631,9 +686,9 @@ class DMFImputer(BaseMatrixImputer):
         n_train = t_rows.numel()
         batch = n_train if self.batch_size is None else min(self.batch_size, n_train)
         sides = []
-        for branch, sparse, n_vectors in (
-            (self.row_branch_, by_row, n_rows),
-            (self.col_branch_, by_col, n_cols),
+        for branch, sparse, n_vectors, other in (
+            (self.row_branch_, by_row, n_rows, by_col),
+            (self.col_branch_, by_col, n_cols, by_row),
         ):
             counts = to_numpy(sparse.indptr[1:] - sparse.indptr[:-1])
             cost = _touched_entries(counts, n_train, batch)
@@ -641,7 +696,7 @@ class DMFImputer(BaseMatrixImputer):
             interval = 0
             if batch < n_train and cost > budget:
                 interval = int(np.ceil(n_train / budget))
-            sides.append(_Side(branch, sparse, n_vectors, interval))
+            sides.append(_Side(branch, sparse, n_vectors, interval, other))
         row_side, col_side = sides
         self._cache_intervals = (row_side.interval, col_side.interval)
 
@@ -675,8 +730,9 @@ class DMFImputer(BaseMatrixImputer):
             if quantiser is not None and self.boundary_penalty:
                 loss = loss + self.boundary_penalty * quantiser.penalty()
             for term in delayed:
-                # adds the cached side's delayed first-layer gradient, not its value
-                loss = loss + (term - term.detach())
+                # adds the cached side's delayed first-layer gradient (the
+                # term's value is 0)
+                loss = loss + term
             return loss
 
         def on_epoch_start(epoch):
@@ -720,12 +776,9 @@ class DMFImputer(BaseMatrixImputer):
         with torch.no_grad():
             full_rows = _Sparse(rows, cols, vals, n_rows)
             full_cols = _Sparse(cols, rows, vals, n_cols)
-            U = self.row_branch_.forward_sparse(
-                *full_rows.gather(torch.arange(n_rows, device=device))
-            )
-            V = self.col_branch_.forward_sparse(
-                *full_cols.gather(torch.arange(n_cols, device=device))
-            )
+            U = self.row_branch_.forward_sparse(*full_rows.all_vectors())
+            del full_rows
+            V = self.col_branch_.forward_sparse(*full_cols.all_vectors())
         self.row_factors_ = to_numpy(U)
         self.col_factors_ = to_numpy(V)
         self.levels_ = levels

@@ -68,8 +68,10 @@ class KNNImputer(BaseMatrixImputer):
         Approximate mode for large tables (``axis="samples"``): only this
         many training rows, drawn at random with ``random_state`` (plus the
         first row observing any column none of them observes), serve as
-        donors; every training row is still completed. Time and memory then
-        grow with ``n_rows × max_donors`` instead of ``n_rows²``. None: every
+        donors; every training row is still completed. Time grows with
+        ``n_rows × max_donors`` instead of ``n_rows²``; the neighbours are
+        then the nearest among the drawn rows, which costs accuracy where
+        neighbours are sparse (see Notes for measured figures). None: every
         training row is a donor (the exact method).
     missing_values : float, default=np.nan
         Marker of the missing entries.
@@ -117,20 +119,26 @@ class KNNImputer(BaseMatrixImputer):
     common coordinates, added one coordinate at a time in increasing ``f``
     in float64, then ``sqrt(S / n_common * n_features)`` as scikit-learn
     does: a function of the pair alone. For rows on an exact grid (above)
-    the Gram form ``Σx² + Σy² - 2Σxy`` (a matrix product) is used where it
-    is cheaper; it is then exact, so the value is the same.
+    the Gram form ``Σx² + Σy² - 2Σxy`` (a matrix product) is used; it is
+    then exact, so the value is the same.
 
-    *Candidates* (the usual choice; dense or moderately sparse data). The
-    distances of a chunk of rows to all training rows are computed in
-    float32 (half the cost of float64) as certified lower bounds (a
-    rounding-error bound is subtracted). The ``m`` rows with the smallest
-    bounds are the candidates, ``m ≈ 1.5 n_neighbors / (observed fraction) +
-    8``; their distances are computed as above and each missing entry takes
-    its ``k`` nearest donors among them. An entry is accepted only when its
-    ``k``-th donor is provably nearer than every non-candidate (or all
-    possible donors are candidates) and is not tied with the next donor of
-    a different value; the others go through the donor search below, so the
-    result never depends on float32.
+    *Candidates* (the usual choice; dense or moderately sparse data). For
+    rows on an exact grid, ``S`` and ``n_common`` to every training row come
+    exactly from one product, ``S + c n_common`` with ``c`` a power of two
+    above every ``S`` (float32 when all its partial sums stay below
+    ``2**24``, as for integers 1-5 on 200 columns, else float64). The ``m``
+    rows with the smallest ``S / n_common`` are the candidates, ``m ≈ 1.5
+    n_neighbors / (observed fraction) + 8``, and the next one bounds all
+    others. For the other rows the distances are computed in float32 as
+    certified lower bounds (a rounding-error bound is subtracted), the ``m``
+    smallest bounds give the candidates, and their distances are computed
+    as above. Each missing entry takes its ``k`` nearest donors among the
+    candidates; it is accepted only when its ``k``-th donor is provably
+    nearer than every non-candidate (or all possible donors are candidates)
+    and is not tied with the next donor of a different value. The others
+    are resolved over all the column's donors: on grid rows from the same
+    exact distances, otherwise by the donor search below; the result never
+    depends on float32.
 
     *Donors* (very sparse data such as ratings, where columns have few
     donors). Distances of a chunk to all training rows, then for each
@@ -143,27 +151,44 @@ class KNNImputer(BaseMatrixImputer):
     but a deterministic function of the whole row. An entry whose ``k``-th
     and ``(k+1)``-th donors are at the same distance with different values
     is therefore resolved by calling ``np.argpartition`` on that same row
-    (same values, same order, NaN where undefined); if the tied donors share
-    one value any choice gives the same mean, and the first ones by position
-    are used. The mean adds the chosen donors in increasing row order.
+    (same values, same order, NaN where undefined), the same call
+    scikit-learn makes. If the tied donors share one value, any choice gives
+    the same mean. The mean adds the chosen donors in increasing row order.
 
     **Memory.** Besides copies of X (the validated input, the output, the
-    rows' values) and of the training data (values, mask, and the float32
-    bound factors, ``3 n_features + 1`` per donor row), rows are completed
-    in chunks: candidates, ``chunk_rows`` the largest with ``chunk_rows ×
-    (2 n_train + 4 m n_features) × 8 bytes ≤ min(working_memory, 16 MiB
-    per row block)``; donors, ``chunk_rows × (5 n_train + g) × 8 bytes ≤
+    rows' values) and of the training data (values, mask, and for the
+    candidate search ``3 n_features + 1`` float32 factors per donor row),
+    rows are completed in chunks, ``chunk_rows`` the largest with: grid
+    rows, ``chunk_rows × (6 n_train + 6 m n_features) × 8 bytes ≤
+    min(working_memory, 64 MiB)``; other rows, ``chunk_rows × (2 n_train +
+    4 m n_features) × 8 bytes ≤ min(working_memory, 16 MiB per row
+    block)``; donor search, ``chunk_rows × (5 n_train + g) × 8 bytes ≤
     min(working_memory, max(64 MiB, 2 × training data))`` (``g = 2 Σ_j d_j
     (1 - d_j / n_train)`` with ``d_j`` the donors of column ``j``), where
     ``working_memory`` is ``sklearn.get_config()["working_memory"]`` MiB.
-    The peak extra memory of ``fit_transform`` is thus at most about ``10 ×``
-    the size of X for large dense tables (measured: 6.7 × X on 100,000 × 50
-    with ``max_donors=10_000``, ``benchmarks/bench_knn.py --large``). With
-    ``axis="features"``, ``chunk_rows × 4 n_features × 8 bytes ≤
-    working_memory``. Time is dominated by the distance products,
-    ``O(n_rows × n_train × n_features)``; on 100,000 × 50 the exact method
-    needs about 12 minutes, ``max_donors=10_000`` took 256 s of CPU time on
-    2 threads of a heavily shared machine.
+    The peak extra memory of ``fit_transform`` on dense tables is thus about
+    ``4 × X + 3 ×`` the training data ``+ 100 MiB`` at most, which is below
+    ``10 × X`` from about 40 MB of X on. Measured with
+    ``benchmarks/bench_knn.py --large``: 5.0 × X (191 MiB) on 100,000 × 50
+    with ``max_donors=10_000``; 13.5 × X (103 MiB) on 20,000 × 50 exact,
+    where the fixed chunk size dominates; and, separately, 8.7 × X (347 MB)
+    over the first 75 s (the candidate phase) of the exact method on
+    100,000 × 50. With ``axis="features"``,
+    ``chunk_rows × 4 n_features × 8 bytes ≤ working_memory``.
+
+    **Time.** It is dominated by the distance products, ``O(n_rows × n_train
+    × n_features)``. On 100,000 × 50 (rank 5 plus noise, 20 % missing,
+    ``benchmarks/bench_knn.py --large``) ``max_donors=10_000`` took 32 s of
+    CPU time on one thread (93 s wall on a machine shared at a load of 7);
+    the exact method, extrapolated from 9.1-12.5 s of CPU time on 20,000
+    rows, needs about 230-310 s of CPU time. The approximation's cost, measured
+    on 20,000 × 50 where the exact method runs: RMSE on the hidden entries
+    0.361 exact, 0.417 with ``max_donors=10_000`` (half the rows), 0.584
+    with ``max_donors=2_000`` (the 10 % that 10,000 donors are of 100,000
+    rows); on 100,000 rows, 10,000 donors gave 0.400. Neighbour averages
+    improve with the density of donors, so subsampling them costs accuracy
+    in proportion: use it when the exact method is out of reach, with as
+    many donors as time allows.
 
     Examples
     --------
@@ -286,7 +311,16 @@ class KNNImputer(BaseMatrixImputer):
         p = self.n_features_in_  # scikit-learn's factor counts empty columns
         train = _rows.Train(fit_X, fit_mask, self._col_mean, self._grid, device, dtype)
         A_all = np.where(mask[rows], X[rows], 0.0)
-        exact_np = _rows.rows_on_grid(A_all, mask[rows], self._grid, n_features)
+        if _rows.on_grid(self._grid, n_features):
+            # min(e_row, e_train) is all that matters (rows that are
+            # multiples of 2**e_train need no exponent scan).
+            cap = self._grid[0] if self._grid[0] <= 0 else None
+            grids = _rows.row_grids(A_all, mask[rows], cap)
+            exact_np = _rows.rows_on_grid(
+                A_all, mask[rows], self._grid, n_features, grids=grids
+            )
+        else:
+            grids, exact_np = None, np.zeros(len(rows), dtype=bool)
 
         n_cand = self._n_candidates
         if n_cand is None:
@@ -296,47 +330,18 @@ class KNNImputer(BaseMatrixImputer):
 
         bar = progress(len(rows), self.verbose, "KNNImputer")
         if search == "candidates":
-            # The float32 bounds see centred values scaled by a power of two
-            # (exact); they only pick candidates, never a distance.
-            B_c = np.where(fit_mask, fit_X - self._col_mean, 0.0)
-            peak = np.abs(B_c).max()
-            for start in range(0, len(rows), 4096):
-                idx = rows[start : start + 4096]
-                A_c = np.where(mask[idx], X[idx] - self._col_mean, 0.0)
-                peak = max(peak, np.abs(A_c).max())
-            shift = math.ceil(math.log2(peak)) if peak > 0 else 0
-            inv_scale2 = 2.0 ** (2 * shift) if 2 * shift < 1020 else math.inf
-            np.ldexp(B_c, -shift, out=B_c)
-            bounds = _rows.LowerBounds(to_tensor(B_c, device, dtype), train.mB)
-            del B_c
-            chunk = self._chunk_rows or min(
-                _rows.chunk_size(2 * n_train + 4 * n_cand * n_features, len(rows)),
-                max(16, _rows.CACHE_BYTES // (8 * (n_train + n_cand * n_features))),
-            )
-            pending_pos, pending_cols = [], []
-            for start in range(0, len(rows), chunk):
-                sl = slice(start, start + chunk)
-                idx = rows[sl]
-                A_c = np.where(mask[idx], X[idx] - self._col_mean, 0.0)
-                ei, ej, est, todo = _rows.impute_candidates(
-                    to_tensor(A_all[sl], device, dtype),
-                    to_tensor(mask[idx], device),
-                    to_tensor(np.ldexp(A_c, -shift), device, dtype),
-                    train,
-                    bounds,
-                    inv_scale2,
-                    n_cand,
-                    k,
-                    self.weights,
-                    p,
+            # Rows on an exact grid: exact distances by one product, resolved
+            # in place; the others: float32 bounds pick candidates.
+            on_grid = exact_np & (dtype == torch.float64)
+            grid_pos = np.flatnonzero(on_grid)
+            if grid_pos.size:
+                self._impute_grid_rows(
+                    X, mask, rows, grid_pos, A_all, grids, train, n_cand, out, bar
                 )
-                ei, ej, todo = to_numpy(ei), to_numpy(ej), to_numpy(todo)
-                out[idx[ei], ej] = to_numpy(est)
-                pending_pos.append(start + ei[todo])
-                pending_cols.append(ej[todo])
-                bar.update(len(idx))
-            del bounds
-            pos, cols = np.concatenate(pending_pos), np.concatenate(pending_cols)
+            other = np.flatnonzero(~on_grid)
+            pos, cols = self._impute_candidate_rows(
+                X, mask, rows, other, A_all, train, n_cand, out, bar
+            )
         else:
             pos, cols = np.nonzero(~mask[rows])
         # The remaining entries (all of them when searching donors directly,
@@ -371,6 +376,92 @@ class KNNImputer(BaseMatrixImputer):
             if search != "candidates":
                 bar.update(min(chunk, len(rows) - start))
         bar.close()
+
+    def _impute_grid_rows(
+        self, X, mask, rows, grid_pos, A_all, grids, train, n_cand, out, bar
+    ):
+        """Complete the rows ``rows[grid_pos]`` (on an exact grid) in full."""
+        device = train.X.device
+        dtype = train.X.dtype
+        n_train, n_features = train.shape
+        e_row, m_row = grids
+        e_train, m_train = self._grid
+        e = int(min(e_train, e_row[grid_pos].min()))
+        top = max(m_train, float(m_row[grid_pos].max()))
+        gram = _rows.PackedGram(train, e, top)
+        chunk = self._chunk_rows or _rows.chunk_size(
+            6 * n_train + 6 * n_cand * n_features,
+            len(grid_pos),
+            min(sklearn.get_config()["working_memory"] * 2**20, _rows.GRID_BYTES),
+        )
+        for start in range(0, len(grid_pos), chunk):
+            at = grid_pos[start : start + chunk]
+            idx = rows[at]
+            ei, ej, est = _rows.impute_grid(
+                to_tensor(A_all[at], device, dtype),
+                to_tensor(mask[idx], device),
+                gram,
+                train,
+                n_cand,
+                self.n_neighbors,
+                self.weights,
+                self.n_features_in_,
+            )
+            out[idx[to_numpy(ei)], to_numpy(ej)] = to_numpy(est)
+            bar.update(len(idx))
+
+    def _impute_candidate_rows(self, X, mask, rows, at, A_all, train, n_cand, out, bar):
+        """Complete ``rows[at]`` from float32-bounded candidates.
+
+        Returns the positions in ``rows`` and the columns of the entries left
+        for the exact search (uncertified or tied).
+        """
+        device = train.X.device
+        dtype = train.X.dtype
+        n_train, n_features = train.shape
+        if not at.size:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        fit_X, fit_mask = self._fit_X, self._mask_fit_X
+        # The float32 bounds see centred values scaled by a power of two
+        # (exact); they only pick candidates, never a distance.
+        B_c = np.where(fit_mask, fit_X - self._col_mean, 0.0)
+        peak = np.abs(B_c).max()
+        for start in range(0, len(at), 4096):
+            idx = rows[at[start : start + 4096]]
+            A_c = np.where(mask[idx], X[idx] - self._col_mean, 0.0)
+            peak = max(peak, np.abs(A_c).max())
+        shift = math.ceil(math.log2(peak)) if peak > 0 else 0
+        inv_scale2 = 2.0 ** (2 * shift) if 2 * shift < 1020 else math.inf
+        np.ldexp(B_c, -shift, out=B_c)
+        bounds = _rows.LowerBounds(to_tensor(B_c, device, dtype), train.mB)
+        del B_c
+        chunk = self._chunk_rows or min(
+            _rows.chunk_size(2 * n_train + 4 * n_cand * n_features, len(at)),
+            max(16, _rows.CACHE_BYTES // (8 * (n_train + n_cand * n_features))),
+        )
+        pending_pos, pending_cols = [], []
+        for start in range(0, len(at), chunk):
+            here = at[start : start + chunk]
+            idx = rows[here]
+            A_c = np.where(mask[idx], X[idx] - self._col_mean, 0.0)
+            ei, ej, est, todo = _rows.impute_candidates(
+                to_tensor(A_all[here], device, dtype),
+                to_tensor(mask[idx], device),
+                to_tensor(np.ldexp(A_c, -shift), device, dtype),
+                train,
+                bounds,
+                inv_scale2,
+                n_cand,
+                self.n_neighbors,
+                self.weights,
+                self.n_features_in_,
+            )
+            ei, ej, todo = to_numpy(ei), to_numpy(ej), to_numpy(todo)
+            out[idx[ei], ej] = to_numpy(est)
+            pending_pos.append(here[ei[todo]])
+            pending_cols.append(ej[todo])
+            bar.update(len(idx))
+        return np.concatenate(pending_pos), np.concatenate(pending_cols)
 
     def _impute_from_columns(self, X, mask, rows, out):
         device = self._device

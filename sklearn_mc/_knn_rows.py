@@ -26,6 +26,9 @@ EXTRA_CANDIDATES = 8
 # Rows per chunk are also capped so that a chunk's temporaries stay near this
 # size: the many elementwise passes then run in cache.
 CACHE_BYTES = 2**24
+# Rows per chunk of the grid search: its temporaries (distances to every
+# training row) stay near this size.
+GRID_BYTES = 2**26
 # Unit roundoff of float64.
 _U = 2.0**-53
 
@@ -55,14 +58,59 @@ def grid(values: np.ndarray) -> tuple[int, float]:
     """``(e, M)``: the values are multiples of ``2**e`` with ``|value| <= M``."""
     if values.size == 0:
         return 10**6, 0.0
-    e = min(
-        int(low_bit_exponent(values[i : i + _BLOCK]).min())
-        for i in range(0, values.size, _BLOCK)
-    )
-    return e, float(np.abs(values).max())
+    top = float(np.abs(values).max())
+    if np.array_equal(values, np.rint(values)) and (np.fmod(values, 2) != 0).any():
+        return 0, top  # integers, some odd
+    e = 10**6
+    for i in range(0, values.size, _BLOCK):
+        e = min(e, int(low_bit_exponent(values[i : i + _BLOCK]).min()))
+        if not on_grid((e, top), 1):
+            break  # a smaller e cannot put any row back on the grid
+    return e, top
 
 
-def rows_on_grid(X, mask, train_grid, n_features) -> np.ndarray:
+def on_grid(train_grid, n_features) -> bool:
+    """Whether rows can be on the training data's grid at all (see below).
+
+    False when the training values alone break the condition of
+    :func:`rows_on_grid`, which then holds for no row.
+    """
+    e, top = train_grid
+    if top == 0:
+        return True
+    headroom = math.log2(4 * max(n_features, 1))
+    bits = math.log2(top)
+    return 2 * (bits - e) + headroom <= 52 and 2 * e >= -1000
+
+
+def row_grids(X, mask, cap: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, ``(e, M)``: observed values are multiples of ``2**e``, ``|v| <= M``.
+
+    ``X`` is 0 where missing. With ``cap <= 0``, ``e`` is ``min(e, cap)``,
+    and rows of multiples of ``2**cap`` (an exact test, as ``2**-cap >= 1``)
+    need no exponent scan.
+    """
+    step = max(1, _BLOCK // max(X.shape[1], 1))
+    parts = []
+    for i in range(0, len(X), step):
+        block, seen = X[i : i + step], mask[i : i + step]
+        e = np.zeros(len(block), dtype=np.int64)
+        scan = np.ones(len(block), dtype=bool)
+        if cap is not None:
+            scaled = np.ldexp(block, -cap)
+            scan = ~(scaled == np.rint(scaled)).all(1)
+        if scan.any():
+            low = low_bit_exponent(block[scan])
+            e[scan] = np.where(seen[scan], low, 10**6).min(1)
+        if cap is not None:
+            np.minimum(e, cap, out=e)
+        parts.append(e)
+    e_row = np.concatenate(parts or [np.zeros(0, dtype=np.int64)])
+    m_row = np.where(mask, np.abs(X), 0.0).max(1) if len(X) else np.zeros(0)
+    return e_row, m_row
+
+
+def rows_on_grid(X, mask, train_grid, n_features, grids=None) -> np.ndarray:
     """Rows whose pairs with every training row have exact Gram sums.
 
     A row qualifies when its values and the training values are multiples of
@@ -70,19 +118,10 @@ def rows_on_grid(X, mask, train_grid, n_features) -> np.ndarray:
     largest magnitude), so that every partial sum of the Gram-form products
     is an integer multiple of ``2**(2e)`` below ``2**53`` of them: exact in
     float64 in any summation order (and equal to the difference form).
+    ``grids``: the rows' :func:`row_grids`, when already computed.
     """
     e_train, m_train = train_grid
-    step = max(1, _BLOCK // max(X.shape[1], 1))
-    e_row = np.concatenate(
-        [
-            np.where(mask[i : i + step], low_bit_exponent(X[i : i + step]), 10**6).min(
-                1
-            )
-            for i in range(0, len(X), step)
-        ]
-        or [np.zeros(0, dtype=np.int64)]
-    )
-    m_row = np.where(mask, np.abs(X), 0.0).max(1) if len(X) else np.zeros(0)
+    e_row, m_row = row_grids(X, mask) if grids is None else grids
     e = np.minimum(e_row, e_train).astype(np.float64)
     top = np.maximum(m_row, m_train)
     with np.errstate(divide="ignore"):
@@ -120,9 +159,16 @@ class Train:
         self.n_donors = to_tensor(n_donors, device)
         # Expected padded donors over a row's missing entries (memory bound).
         self.gather_per_row = int(2 * (n_donors * (1 - n_donors / n_train)).sum())
+        self._fit_mask, self._device = fit_mask, device
+        self._tables = None  # built when a donor search first needs them
+        self._donor_lists: dict[int, np.ndarray] = {}
+
+    def _build_tables(self):
+        n_train, n_features = self.shape
+        fit_mask, n_donors = self._fit_mask, self.n_donors_np
         bucket = np.ceil(np.log2(n_donors)).astype(np.int64)
         slot = np.zeros(n_features, dtype=np.int64)
-        self.tables = []
+        tables = []
         for b in np.unique(bucket):
             cols = np.flatnonzero(bucket == b)
             slot[cols] = np.arange(len(cols))
@@ -130,13 +176,34 @@ class Train:
             first = np.concatenate([[0], np.cumsum(n_donors[cols])[:-1]])
             table = np.full((len(cols), n_donors[cols].max()), n_train)
             table[col, np.arange(len(col)) - first[col]] = row
-            self.tables.append(to_tensor(table, device))
-        self._tables_np = [to_numpy(t) for t in self.tables]
-        self._bucket_np = np.searchsorted(np.unique(bucket), bucket)
-        self._slot_np = slot
-        self._donor_lists: dict[int, np.ndarray] = {}
-        self.bucket = to_tensor(self._bucket_np, device)
-        self.slot = to_tensor(slot, device)
+            tables.append(to_tensor(table, self._device))
+        bucket = np.searchsorted(np.unique(bucket), bucket)
+        self._tables = (
+            tables,
+            to_tensor(bucket, self._device),
+            to_tensor(slot, self._device),
+        )
+
+    @property
+    def tables(self):
+        """Per bucket, the columns' donor rows (padded with ``n_train``)."""
+        if self._tables is None:
+            self._build_tables()
+        return self._tables[0]
+
+    @property
+    def bucket(self):
+        """Each column's bucket."""
+        if self._tables is None:
+            self._build_tables()
+        return self._tables[1]
+
+    @property
+    def slot(self):
+        """Each column's row in its bucket's table."""
+        if self._tables is None:
+            self._build_tables()
+        return self._tables[2]
 
     def gram_parts(self):
         """The mask as floats and the squared values (built once)."""
@@ -153,9 +220,7 @@ class Train:
     def donor_list(self, col: int) -> np.ndarray:
         """The donor rows of one column, increasing (NumPy, cached)."""
         if col not in self._donor_lists:
-            table = self._tables_np[self._bucket_np[col]]
-            row = table[self._slot_np[col], : self.n_donors_np[col]]
-            self._donor_lists[col] = np.ascontiguousarray(row)
+            self._donor_lists[col] = np.flatnonzero(self._fit_mask[:, col])
         return self._donor_lists[col]
 
 
@@ -238,6 +303,83 @@ def gram_sums(A, mA, train):
     return S.clamp_(min=0), count
 
 
+class PackedGram:
+    """Exact ``S`` and ``n_common`` of grid rows by one packed matrix product.
+
+    For rows that :func:`rows_on_grid` accepts, with ``e`` and ``M`` the
+    common grid and magnitude of the rows and the training data: in units of
+    ``2**e`` the values are integers, ``S <= S_max = 4 n_features (M /
+    2**e)²``, and with ``c`` the power of two above ``S_max`` the product of
+    ``[a², m_a, a]`` with ``[m_b, b² + c m_b, -2 b]`` is ``S + c n_common``,
+    an integer below ``S_max + c n_features``. When that is at most
+    ``2**24`` the product is exact in float32 in any summation order (every
+    partial sum is an integer of at most that size), else in float64 when at
+    most ``2**53``; ``n_common`` and ``S`` are then recovered exactly. When
+    neither holds, or float32 products may run at reduced precision (TF32,
+    bf16), :func:`gram_sums` is used (exact for these rows, three products).
+    The result does not depend on which way is taken.
+    """
+
+    def __init__(self, train, e, top, float32_exact=True):
+        self.train = train
+        n_train, n_features = train.shape
+        if top == 0:
+            e = 0
+        scaled = top * 2.0**-e
+        s_max = 4.0 * n_features * scaled * scaled
+        c = 2.0 ** math.frexp(s_max)[1]  # the power of two above s_max
+        total = s_max + c * n_features
+        device = train.X.device
+        self.dtype = None
+        if total <= 2**24 and float32_exact and _float32_products_exact(device):
+            self.dtype = torch.float32
+        elif total <= 2**53 and train.X.dtype == torch.float64:
+            self.dtype = torch.float64
+        if self.dtype is None:
+            return
+        self.scale, self._unit2, self.c = 2.0**-e, 2.0 ** (2 * e), c
+        # Exact in the product's dtype: integers below its 2**24 or 2**53.
+        B = (train.X * self.scale).to(self.dtype)
+        mB = train.mB.to(self.dtype)
+        self.right = torch.cat([mB, B * B + c * mB, -2 * B], 1)
+
+    def __call__(self, A, mA):
+        """``S / 2**(2e)`` and ``n_common``, both in :attr:`key_dtype`, exact."""
+        if self.dtype is None:
+            S, count = gram_sums(A, mA, self.train)
+            return S, count.to(S.dtype)
+        a = A * self.scale
+        left = torch.cat([a * a, mA.to(a.dtype), a], 1).to(self.dtype)
+        V = left @ self.right.T
+        count = torch.floor(V * (1 / self.c))
+        return V.sub_(count * self.c), count
+
+    @property
+    def key_dtype(self):
+        return self.train.X.dtype if self.dtype is None else self.dtype
+
+    @property
+    def unit2(self):
+        """The unit of the sums returned (``2**(2e)``; 1 for :func:`gram_sums`)."""
+        return 1.0 if self.dtype is None else self._unit2
+
+    def distances(self, S, count, n_features_in):
+        """scikit-learn's distances from sums in units (float64, NaN if none)."""
+        dtype = self.train.X.dtype
+        return distances(
+            S.to(dtype).mul_(self.unit2), count.to(torch.int32), n_features_in
+        )
+
+
+def _float32_products_exact(device) -> bool:
+    """Whether float32 matrix products run in full float32 precision."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:
+        return False
+    return device.type in ("cpu", "cuda")
+
+
 def distances(S, count, n_features_in):
     """scikit-learn's nan-euclidean distance, ``sqrt(S / count * p)``; NaN if none."""
     d = S.div(count).mul_(n_features_in).sqrt_()
@@ -297,9 +439,13 @@ class LowerBounds:
         p = n_features
         right = torch.empty((3 * p + 1, B.shape[0]), dtype=self.dtype, device=B.device)
         right[:p] = mB.T
-        right[p : 2 * p] = (B * B).T
-        right[2 * p : 3 * p] = (-2 * B).T
-        right[3 * p] = (B * B).sum(1).mul_(-self.err)
+        step = max(1, _BLOCK // max(p, 1))
+        for lo in range(0, B.shape[0], step):
+            block = B[lo : lo + step]
+            square = block * block
+            right[p : 2 * p, lo : lo + step] = square.T
+            right[2 * p : 3 * p, lo : lo + step] = (-2 * block).T
+            right[3 * p, lo : lo + step] = square.sum(1).mul_(-self.err)
         self.right = right
         self.mB = right[:p]
 
@@ -357,7 +503,6 @@ def impute_candidates(A, mA, A_c, train, bounds, inv_scale2, n_cand, k, weights,
     those with a tie at the ``k``-th donor between donors of different
     values (scikit-learn's tie rule needs every donor's distance).
     """
-    mB = train.mB
     n_rows = A.shape[0]
     n_train, n_features = train.shape
     lower = bounds(A_c, mA.to(A_c.dtype))
@@ -378,6 +523,24 @@ def impute_candidates(A, mA, A_c, train, bounds, inv_scale2, n_cand, k, weights,
     cand = torch.sort(cand, dim=1).values
     S, count = pair_sums(A, mA, train, cand)
     dist = distances(S, count, p).nan_to_num_(nan=torch.inf)
+    ei, ej, est, uncertain, ambiguous = _select(
+        dist, cand, mA, train, d_thr, all_candidates, k, weights
+    )
+    return ei, ej, est, uncertain | ambiguous
+
+
+def _select(dist, cand, mA, train, d_thr, all_candidates, k, weights):
+    """Each missing entry's estimate from the candidates' distances.
+
+    ``cand`` (rows × m, increasing) and ``dist`` (inf where undefined) are a
+    row's candidate donors; ``d_thr`` is a lower bound of the distance of
+    every non-candidate. Returns the entries (row, column) of the missing
+    values, their estimates, which are uncertain (the ``k``-th donor not
+    provably nearer than every non-candidate) and which are ambiguous (tied
+    at the ``k``-th donor with a donor of a different value).
+    """
+    n_train, n_features = train.shape
+    mB = train.mB
     dist, order = torch.sort(dist, dim=1, stable=True)
     cand = cand.gather(1, order)
 
@@ -404,7 +567,7 @@ def impute_candidates(A, mA, A_c, train, bounds, inv_scale2, n_cand, k, weights,
     ambiguous = (nxt == kth) & torch.isfinite(kth) & (spread != 0)
     thr = d_thr.index_select(0, ei)
     certified = (
-        torch.tensor(all_candidates, device=A.device)
+        torch.tensor(all_candidates, device=dist.device)
         | (found == train.n_donors[ej])
         | ((found == kk[:, 0]) & (kth < thr))
     )
@@ -418,7 +581,62 @@ def impute_candidates(A, mA, A_c, train, bounds, inv_scale2, n_cand, k, weights,
         key < n_train, dist_e.gather(1, pos), values.gather(1, pos), weights
     )
     est = torch.where(found > 0, est, train.col_mean[ej])
-    return ei, ej, est, ~certified | ambiguous
+    return ei, ej, est, ~certified, ambiguous
+
+
+def impute_grid(A, mA, gram, train, n_cand, k, weights, p):
+    """Impute a chunk of grid rows (see :func:`rows_on_grid`) completely.
+
+    The exact distances to every training row come from one product
+    (:class:`PackedGram`); the ``n_cand`` nearest rows are the candidates
+    and the next distance bounds the others exactly. Entries whose ``k``
+    donors are not certified from the candidates are resolved from the same
+    distances over all their column's donors, and the tied ones by
+    scikit-learn's ``np.argpartition`` rule on the same row. Returns the
+    entries (row in chunk, column) and their estimates.
+    """
+    n_rows = A.shape[0]
+    n_train = train.shape[0]
+    S, count = gram(A, mA)
+    # Ranked by S / n_common in the product's precision: correctly rounded,
+    # hence monotone in the exact ratio (equal ratios give equal keys).
+    key = (S / count).masked_fill_(count == 0, torch.inf)
+    all_candidates = n_cand >= n_train
+    if not all_candidates:
+        low, cand = torch.topk(key, n_cand + 1, dim=1, largest=False)
+        # Every non-candidate has ratio >= low (1 - u): its distance is at
+        # least this bound (the float64 roundings are far inside the margin).
+        eps = float(torch.finfo(key.dtype).eps)
+        bound = low[:, n_cand].to(A.dtype).mul_(gram.unit2 * p).sqrt_()
+        d_thr, cand = bound.mul_(1 - 8 * eps), cand[:, :n_cand]
+    else:
+        cand = torch.arange(n_train, device=A.device).expand(n_rows, n_train)
+        d_thr = torch.full((n_rows,), torch.inf, dtype=A.dtype, device=A.device)
+    del key
+    cand = torch.sort(cand, dim=1).values
+    dist = gram.distances(S.gather(1, cand), count.gather(1, cand), p)
+    dist = dist.nan_to_num_(nan=torch.inf)
+    ei, ej, est, uncertain, ambiguous = _select(
+        dist, cand, mA, train, d_thr, all_candidates, k, weights
+    )
+    redo = uncertain
+    replay = ambiguous & ~uncertain
+    if redo.any() or replay.any():
+        # The full rows of distances, for the rows that need them only.
+        need, local = torch.unique(ei[redo | replay], return_inverse=True)
+        dist_full = gram.distances(S[need], count[need], p)
+        at = torch.full_like(ei, -1)
+        at[redo | replay] = local
+        redo, replay = torch.nonzero(redo).flatten(), torch.nonzero(replay).flatten()
+        if len(redo):
+            est[redo] = select_exact(
+                dist_full, at[redo], ej[redo], train, k, weights, budget=2**26
+            )
+        if len(replay):
+            est[replay] = _argpartition_rule(
+                dist_full, at[replay], ej[replay], train, k, weights
+            )
+    return ei, ej, est
 
 
 # ----------------------------------------------------------- exact search
@@ -430,7 +648,9 @@ def smallest(dist, k):
     ``topk`` (values are unambiguous) and, among entries equal to it, the
     leftmost are kept. Columns come back in increasing order. Also returns
     the ``k``-th smallest value, which entries equal it and whether more of
-    them exist than were kept.
+    them exist than were kept: where such a tie matters (tied donors of
+    different values), callers replace the choice by scikit-learn's
+    (:func:`_argpartition_rule`).
     """
     dist = torch.where(torch.isnan(dist), torch.inf, dist)  # NaN compares as nothing
     kth = torch.topk(dist, k, dim=1, largest=False).values[:, -1:]
@@ -453,10 +673,31 @@ def impute_exact(A, mA, exact, train, ei, ej, k, weights, p):
     """
     rows, local = torch.unique(ei, return_inverse=True)
     dist_full = full_distances(A[rows], mA[rows], exact[rows], train, p)
+    return select_exact(dist_full, local, ej, train, k, weights)
+
+
+def select_exact(dist_full, local, ej, train, k, weights, budget=None):
+    """Entries (row ``local`` of ``dist_full``, column ``ej``) over all donors.
+
+    ``dist_full`` holds the rows' distances to every training row (NaN where
+    undefined). With ``budget`` (bytes), entries are taken in batches whose
+    gathered donor distances and their temporaries stay within it.
+    """
+    if budget is None or not len(ej):
+        return _select_exact(dist_full, local, ej, train, k, weights)
+    est = torch.empty(ej.shape, dtype=dist_full.dtype, device=dist_full.device)
+    batch = max(1, budget // (40 * max(int(train.n_donors_np.max()), 1)))
+    for lo in range(0, len(ej), batch):
+        sl = slice(lo, lo + batch)
+        est[sl] = _select_exact(dist_full, local[sl], ej[sl], train, k, weights)
+    return est
+
+
+def _select_exact(dist_full, local, ej, train, k, weights):
     n_train, n_features = train.shape
     # A last column at infinite distance for the padding of donor tables.
     padded = torch.nn.functional.pad(dist_full, (0, 1), value=torch.nan).view(-1)
-    est = torch.empty(ei.shape, dtype=A.dtype, device=A.device)
+    est = torch.empty(ej.shape, dtype=dist_full.dtype, device=dist_full.device)
     bucket = train.bucket[ej]
     retry = []
     for b, table in enumerate(train.tables):
@@ -509,11 +750,13 @@ def _argpartition_rule(dist_full, local, cols, train, k, weights):
     starts = np.flatnonzero(np.r_[True, sorted_cols[1:] != sorted_cols[:-1]])
     ends = np.r_[starts[1:], len(order)]
     pick = np.full((len(cols_np), k), -1, dtype=np.int64)
-    for lo, hi in zip(starts, ends, strict=True):
-        j, at = int(sorted_cols[lo]), order[lo:hi]
-        donors = train.donor_list(j)
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        at = order[lo:hi]
+        donors = train.donor_list(int(sorted_cols[lo]))
         kk = min(k, len(donors))
-        rows = dist_np[np.ix_(local_np[at], donors)]
+        # One call over the receivers of the column, as scikit-learn makes
+        # (each row is partitioned on its own, so batching does not matter).
+        rows = dist_np[local_np[at]].take(donors, axis=1)
         chosen = np.argpartition(rows, kk - 1, axis=1)[:, :kk]
         pick[at, :kk] = np.sort(donors[chosen], axis=1)
     valid = pick >= 0

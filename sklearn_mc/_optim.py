@@ -1,11 +1,18 @@
 """The one training loop of every gradient-trained imputer.
 
 A method supplies its parameters and a loss on a batch of indices (into
-whatever it trains on: observed entries, rows, ...); :func:`train` does the
-rest: shuffled mini-batches or full batch, Adam / SGD / RMSprop, early stopping
-on a validation callable (held-out observed entries), convergence on the
-training loss, the divergence rule below, a progress display and a
-:class:`History` from which every method sets the same fitted attributes.
+whatever it trains on: observed entries, rows, ...); :func:`train` runs a
+short loop of shuffled mini-batches (or full batch) with Adam / SGD / RMSprop,
+and everything else is a :class:`Callback` (in the style of skorch's), driven
+through ``on_epoch_begin(loop, history)`` / ``on_epoch_end(loop, history)``
+and friends: :class:`DivergenceMonitor` (the rule below),
+:class:`EarlyStopping` on a held-out loss with the best state restored,
+:class:`Plateau` (convergence of the training loss), :class:`Schedule` and
+:class:`LRSchedule` (a penalty path, an annealing, a step-size schedule),
+:class:`StopWhen` (a method's own stopping rule) and :class:`ProgressBar`.
+``train``'s keywords build the default list (:func:`default_callbacks`);
+``callbacks=`` adds more. Everything is recorded in one :class:`History`,
+from which every method sets the same fitted attributes.
 
 Divergence rule
 ---------------
@@ -293,8 +300,12 @@ def train(
     warn_tol: float | None = None,
     verbose: int = 0,
     desc: str = "fit",
+    callbacks: Iterable[Callback] = (),
 ) -> History:
     """Minimise ``loss_fn`` over ``params``.
+
+    The keywords from ``tol`` to ``verbose`` choose the default callbacks
+    (:func:`default_callbacks`); ``callbacks`` adds a method's own.
 
     Parameters
     ----------
@@ -323,9 +334,10 @@ def train(
     n_iter_no_change : int, default=10
         Stop after this many checks without progress.
     validation_fn : callable or None, default=None
-        Returns the held-out loss; when given it is monitored (early stopping)
-        and the best of the states checked, the starting state included, is
-        restored at the end. Otherwise the epoch's training loss is monitored.
+        Returns the held-out loss; when given it is monitored
+        (:class:`EarlyStopping`) and the best of the states checked, the
+        starting state included, is restored at the end. Otherwise the epoch's
+        training loss is monitored (:class:`Plateau`).
     validation_interval : int, default=1
         Epochs between two calls of ``validation_fn``.
     on_epoch_start : callable or None, default=None
@@ -344,6 +356,8 @@ def train(
         Show progress when truthy and a one-line summary at the end.
     desc : str, default="fit"
         Name of the estimator, for the progress display and the warning.
+    callbacks : iterable of Callback, default=()
+        More callbacks, run after the defaults and before the progress bar.
 
     Returns
     -------
@@ -355,49 +369,76 @@ def train(
         When training still diverges after ``MAX_DIVERGENCE_RETRIES`` rewinds
         (see the module docstring).
     """
+    defaults = default_callbacks(
+        max_iter=max_iter,
+        tol=tol,
+        n_iter_no_change=n_iter_no_change,
+        validation_fn=validation_fn,
+        validation_interval=validation_interval,
+        on_epoch_start=on_epoch_start,
+        stop_fn=stop_fn,
+    )
+    extra = list(callbacks)
+    may_stop_early = (
+        validation_fn is not None
+        or stop_fn is not None
+        or n_iter_no_change < max_iter
+        or bool(extra)  # a method's own callback may stop the loop
+    )
+    bar = ProgressBar(verbose, desc, eta=not may_stop_early, status_fn=status_fn)
     loop = _Loop(
         [p for p in params if p.requires_grad],
         loss_fn,
         n_samples=n_samples,
         batch_size=batch_size,
+        max_iter=max_iter,
         generator=generator,
         optimizer=optimizer,
         weight_decay=weight_decay,
         learning_rate=learning_rate,
-        validation_fn=validation_fn,
+        callbacks=[*defaults, *extra, bar],
     )
-    hist = loop.hist
-    hist.max_iter = max_iter
-    may_stop_early = (
-        validation_fn is not None or stop_fn is not None or n_iter_no_change < max_iter
-    )
-    bar = progress(max_iter, verbose, desc, unit="epoch", eta=not may_stop_early)
-    started = time.perf_counter()
-    try:
-        while not loop.done(max_iter):
-            if on_epoch_start is not None:
-                on_epoch_start(loop.epoch)
-            if not loop.run_epoch(tol, validation_interval):
-                continue
-            if verbose:
-                bar.n = loop.epoch - 1  # a rewind moves the count back
-                bar.set_postfix(
-                    loop.postfix(status_fn, n_iter_no_change), refresh=False
-                )
-                bar.update(1)
-            if loop.no_change >= n_iter_no_change:
-                loop.stop("early_stopping" if validation_fn else "converged")
-            elif stop_fn is not None and stop_fn(loop.epoch):
-                loop.stop("converged")
-    finally:
-        bar.close()
-    loop.keep_best()
-    hist.fit_time = time.perf_counter() - started
-    if verbose:
-        print(hist.summary(desc), file=sys.stderr, flush=True)
-    if hist.stop_reason == "max_iter":
+    history = loop.run()
+    if history.stop_reason == "max_iter":
         warn_not_converged(desc, max_iter, tol if warn_tol is None else warn_tol)
-    return hist
+    return history
+
+
+def default_callbacks(
+    *,
+    max_iter: int,
+    tol: float = 1e-4,
+    n_iter_no_change: int = 10,
+    validation_fn: Callable[[], float] | None = None,
+    validation_interval: int = 1,
+    on_epoch_start: Callable[[int], None] | None = None,
+    stop_fn: Callable[[int], bool] | None = None,
+) -> list[Callback]:
+    """The callbacks :func:`train` builds from its keywords, in their order.
+
+    :class:`DivergenceMonitor` first; then :class:`EarlyStopping` on
+    ``validation_fn``, or else :class:`Plateau` on the training loss (left out
+    when ``n_iter_no_change > max_iter``: it could never fire); then
+    :class:`Schedule` (``on_epoch_start``) and :class:`StopWhen` (``stop_fn``)
+    when given.
+    """
+    callbacks: list[Callback] = [DivergenceMonitor()]
+    if validation_fn is not None:
+        callbacks.append(
+            EarlyStopping(
+                validation_fn,
+                tol=tol,
+                patience=n_iter_no_change,
+                every=validation_interval,
+            )
+        )
+    elif n_iter_no_change <= max_iter:
+        callbacks.append(Plateau(tol=tol, patience=n_iter_no_change))
+    if on_epoch_start is not None:
+        callbacks.append(Schedule(on_epoch_start))
+    if stop_fn is not None:
+        callbacks.append(StopWhen(stop_fn))
+    return callbacks
 
 
 def warn_not_converged(name: str, max_iter: int, tol: float) -> None:
@@ -416,18 +457,322 @@ def warn_not_converged(name: str, max_iter: int, tol: float) -> None:
     )
 
 
+# ---------------------------------------------------------------- callbacks
+class Diverged(Exception):
+    """Raised by a callback to reject the current state: the loop rewinds."""
+
+
+class Callback:
+    """A hook into :func:`train`, in the style of skorch's callbacks.
+
+    Each ``on_*`` method receives the running :class:`_Loop` (``loop.params``,
+    ``loop.epoch``, ``loop.max_iter``, ``loop.lr``, ``loop.optimizer``,
+    ``loop.callbacks``, ``loop.stop(reason)``, ``loop.save_checkpoint()``) and
+    its :class:`History`. Every method does nothing by default.
+
+    A callback ends training by calling ``loop.stop(reason)`` and rejects the
+    current state (divergence) by raising :class:`Diverged`; the loop then
+    rewinds to its last checkpoint, where each callback gets back the value
+    its :meth:`state` returned then (through :meth:`restore`).
+    """
+
+    def on_train_begin(self, loop: _Loop, history: History) -> None:
+        """Before the first epoch."""
+
+    def on_epoch_begin(self, loop: _Loop, history: History) -> None:
+        """Before each epoch; ``loop.epoch`` counts the epochs already run."""
+
+    def on_epoch_end(self, loop: _Loop, history: History) -> None:
+        """After each epoch; its loss is ``history.train_loss[-1]``."""
+
+    def on_final_state(self, loop: _Loop, history: History) -> None:
+        """When training would end; ``history.final_loss`` is the training
+        loss of the state it would return. Raise :class:`Diverged` to refuse
+        it (training rewinds and goes on)."""
+
+    def on_train_end(self, loop: _Loop, history: History) -> None:
+        """After the last epoch (not called when training raised)."""
+
+    def close(self) -> None:
+        """Release what the callback holds; called last, also after an error."""
+
+    def status(self, loop: _Loop, history: History) -> dict:
+        """Values for the progress display (plain-language names)."""
+        return {}
+
+    def state(self):
+        """What a divergence rewind must give back (None: nothing)."""
+        return None
+
+    def restore(self, state) -> None:
+        """Take back the value :meth:`state` returned at the checkpoint."""
+
+
+class DivergenceMonitor(Callback):
+    """Reject the epochs and final states the divergence rule forbids.
+
+    An epoch's loss is rejected when it is not finite, when a parameter is not
+    finite, or when it exceeds ``factor`` times the first epoch's; the final
+    state when its loss exceeds ``final_factor`` times the first epoch's. The
+    start of the epoch with the lowest loss so far is the rewind checkpoint.
+    """
+
+    def __init__(
+        self, factor: float = DIVERGENCE_FACTOR, final_factor: float = FINAL_FACTOR
+    ):
+        self.factor, self.final_factor = factor, final_factor
+        self.first = self.lowest = None
+
+    def on_train_begin(self, loop, history):
+        self.first = self.lowest = None
+
+    def on_epoch_end(self, loop, history):
+        loss = history.train_loss[-1]
+        self._check(loop, loss, self.factor)
+        if loop.epoch == 1:
+            # the start's loss, measured again after each rewind to it: the
+            # largest measure, as a random loss may have drawn a low one
+            self.first = loss if self.first is None else max(self.first, loss)
+        if self.lowest is None or loss < self.lowest:
+            self.lowest = loss
+            loop.save_checkpoint()
+
+    def on_final_state(self, loop, history):
+        self._check(loop, history.final_loss, self.final_factor)
+
+    def _check(self, loop, loss: float, factor: float) -> None:
+        exploded = bool(self.first) and loss > factor * self.first
+        if (
+            exploded
+            or not _is_finite(loss)
+            or not all(bool(torch.isfinite(p).all()) for p in loop.params)
+        ):
+            raise Diverged
+
+
+class _NoImprovement(Callback):
+    """Count the checks without a relative improvement ``tol`` of a loss."""
+
+    def __init__(self, *, tol: float, patience: int):
+        self.tol, self.patience = tol, patience
+        self.best_value, self.best_epoch, self.no_change = math.inf, 0, 0
+
+    def _check(self, loop, history, value: float) -> bool:
+        """Record ``value``; True when it is the best so far."""
+        if value < self.best_value - self.tol * abs(self.best_value):
+            self.no_change = 0
+        else:
+            self.no_change += 1
+        if not value < self.best_value:
+            return False
+        self.best_value, self.best_epoch = value, loop.epoch
+        history.best_iter = loop.epoch
+        return True
+
+    def status(self, loop, history):
+        if self.patience > loop.max_iter:
+            return {}
+        return {"checks without gain": f"{self.no_change}/{self.patience}"}
+
+    def state(self):
+        return self.best_value, self.best_epoch, self.no_change
+
+    def restore(self, state):
+        self.best_value, self.best_epoch, self.no_change = state
+
+
+class Plateau(_NoImprovement):
+    """Stop as converged after ``patience`` epochs in which the training loss
+    did not fall by a fraction ``tol`` below its lowest value."""
+
+    def on_train_begin(self, loop, history):
+        self.best_value, self.best_epoch, self.no_change = math.inf, 0, 0
+
+    def on_epoch_end(self, loop, history):
+        self._check(loop, history, history.train_loss[-1])
+        if self.no_change >= self.patience:
+            loop.stop("converged")
+
+
+class EarlyStopping(_NoImprovement):
+    """Early stopping on a held-out loss, with the best state restored.
+
+    Every ``every`` epochs ``validation_fn()`` is recorded in the history;
+    after ``patience`` checks without a relative improvement ``tol``, training
+    stops (``"early_stopping"``). At the end the parameters of the best check
+    are restored (``restore_best``), or the starting state's when no check
+    beat it. A non-finite held-out loss is a divergence.
+    """
+
+    def __init__(
+        self,
+        validation_fn: Callable[[], float],
+        *,
+        tol: float = 1e-4,
+        patience: int = 10,
+        every: int = 1,
+        restore_best: bool = True,
+    ):
+        super().__init__(tol=tol, patience=patience)
+        self.validation_fn, self.every = validation_fn, every
+        self.restore_best = restore_best
+        self.start = self.best_state = None
+
+    def on_train_begin(self, loop, history):
+        value = float(self.validation_fn())
+        history.start_validation_loss = value
+        if not _is_finite(value):
+            raise DivergenceError(
+                f"the held-out loss of the starting point is {value}; the "
+                "data or the model's initialisation is not usable."
+            )
+        self.start = _snapshot(loop.params) if self.restore_best else None
+        self.best_value, self.best_state, self.best_epoch, self.no_change = (
+            math.inf,
+            self.start,
+            0,
+            0,
+        )
+
+    def on_epoch_end(self, loop, history):
+        if loop.epoch % self.every:
+            return
+        value = float(self.validation_fn())
+        if not _is_finite(value):
+            raise Diverged
+        history.validation_loss.append(value)
+        history.validation_iter.append(loop.epoch)
+        if self._check(loop, history, value) and self.restore_best:
+            self.best_state = _snapshot(loop.params)
+        if self.no_change >= self.patience:
+            loop.stop("early_stopping")
+
+    def on_train_end(self, loop, history):
+        if not history.validation_loss:
+            return
+        if not self.best_value <= history.start_validation_loss:
+            self.best_value, self.best_state, self.best_epoch = (
+                history.start_validation_loss,
+                self.start,
+                0,
+            )
+        history.best_iter, history.best_loss = self.best_epoch, self.best_value
+        if self.restore_best:
+            _restore(loop.params, self.best_state)
+
+    def status(self, loop, history):
+        values = {}
+        if history.validation_loss:
+            values["held-out loss"] = f"{history.validation_loss[-1]:.4g}"
+            values["best"] = f"{self.best_value:.4g} (epoch {history.best_iter})"
+        return {**values, **super().status(loop, history)}
+
+    def state(self):
+        return (*super().state(), self.best_state)
+
+    def restore(self, state):
+        *rest, self.best_state = state
+        super().restore(tuple(rest))
+
+
+class Schedule(Callback):
+    """Call ``fn(epoch)`` before each epoch (a penalty path, an annealing)."""
+
+    def __init__(self, fn: Callable[[int], None]):
+        self.fn = fn
+
+    def on_epoch_begin(self, loop, history):
+        self.fn(loop.epoch)
+
+
+class LRSchedule(Callback):
+    """Set the step size to ``loop.lr * factor(epoch)`` before each epoch.
+
+    ``loop.lr`` is the learning rate after the divergence rewinds, so a
+    schedule keeps their halvings.
+    """
+
+    def __init__(self, factor: Callable[[int], float]):
+        self.factor = factor
+
+    def on_epoch_begin(self, loop, history):
+        lr = loop.lr * float(self.factor(loop.epoch))
+        for group in loop.optimizer.param_groups:
+            group["lr"] = lr
+
+
+class StopWhen(Callback):
+    """End training as converged when ``fn(epoch)`` returns True (a method's
+    own rule; not asked once another callback has stopped the epoch)."""
+
+    def __init__(self, fn: Callable[[int], bool]):
+        self.fn = fn
+
+    def on_epoch_end(self, loop, history):
+        if not loop.stopped and self.fn(loop.epoch):
+            loop.stop("converged")
+
+
+class ProgressBar(Callback):
+    """The progress display (:func:`progress`) and, at the end, the summary.
+
+    The values shown are the training loss, each other callback's
+    :meth:`~Callback.status` and ``status_fn()``. Put it last.
+    """
+
+    def __init__(
+        self,
+        verbose: int,
+        desc: str,
+        *,
+        eta: bool = True,
+        status_fn: Callable[[], dict] | None = None,
+    ):
+        self.verbose, self.desc, self.eta = verbose, desc, eta
+        self.status_fn = status_fn
+        self.bar = None
+
+    def on_train_begin(self, loop, history):
+        self.bar = progress(
+            loop.max_iter, self.verbose, self.desc, unit="epoch", eta=self.eta
+        )
+
+    def on_epoch_end(self, loop, history):
+        if not self.verbose:
+            return
+        values = {"training loss": f"{history.train_loss[-1]:.4g}"}
+        for callback in loop.callbacks:
+            if callback is not self:
+                values.update(callback.status(loop, history))
+        if self.status_fn is not None:
+            values.update(self.status_fn())
+        self.bar.n = loop.epoch - 1  # a rewind moves the count back
+        self.bar.set_postfix(values, refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, loop, history):
+        if self.verbose:
+            print(history.summary(self.desc), file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --------------------------------------------------------------------- loop
 @dataclass
 class _Checkpoint:
-    """Where a divergence rewinds to: an epoch's start and the loop's state."""
+    """The start of an epoch: where a divergence rewinds to."""
 
     params: list[torch.Tensor]
     epoch: int
     n_checks: int
-    best: tuple
+    best_iter: int
+    states: list
 
 
 class _Loop:
-    """The state of one :func:`train` run: epochs, early stopping, rewinds."""
+    """One :func:`train` run: epochs of steps, callbacks, divergence rewinds."""
 
     def __init__(
         self,
@@ -436,56 +781,93 @@ class _Loop:
         *,
         n_samples,
         batch_size,
+        max_iter,
         generator,
         optimizer,
         weight_decay,
         learning_rate,
-        validation_fn,
+        callbacks,
     ):
-        self.params, self.loss_fn, self.validation_fn = params, loss_fn, validation_fn
+        self.params, self.loss_fn, self.callbacks = params, loss_fn, list(callbacks)
         self.n_samples, self.batch_size, self.generator = (
             n_samples,
             batch_size,
             generator,
         )
         self.full_batch = batch_size is None or batch_size >= n_samples
-        self.optimizer, self.weight_decay = optimizer, weight_decay
-        self.lr = learning_rate
-        self.opt = make_optimizer(optimizer, params, self.lr, weight_decay)
-        self.hist = History(learning_rate=self.lr)
-        self.start = _snapshot(params)
-        self.epoch_start = self.start
-        # (best monitored value, its state, its epoch, checks without progress)
-        self.best_value, self.best_state, self.no_change = math.inf, self.start, 0
-        if validation_fn is not None:
-            value = float(validation_fn())
-            self.hist.start_validation_loss = value
-            if not _is_finite(value):
-                raise DivergenceError(
-                    f"the held-out loss of the starting point is {value}; the "
-                    "data or the model's initialisation is not usable."
-                )
-        self.checkpoint = self._checkpoint()
-        self.first = self.lowest = None
-        self.epoch = 0
-        self.stopped = False
+        self.max_iter, self.lr = max_iter, learning_rate
+        self.optimizer_name, self.weight_decay = optimizer, weight_decay
+        self.optimizer = make_optimizer(optimizer, params, self.lr, weight_decay)
+        self.history = History(learning_rate=self.lr, max_iter=max_iter)
+        self.epoch, self.stopped = 0, False
 
-    def done(self, max_iter: int) -> bool:
-        """True once the final state has been checked (rewinds continue)."""
-        if self.epoch < max_iter and not self.stopped:
-            return False
-        final = self._evaluate()
-        if self._diverged(final, FINAL_FACTOR):
-            self.rewind()
-            return False
-        self.hist.final_loss = final
-        return True
+    def run(self) -> History:
+        """Epochs until a callback stops or ``max_iter``, then the final check."""
+        hist = self.history
+        started = time.perf_counter()
+        try:
+            self._notify("on_train_begin")
+            self.checkpoint = self._epoch_start = self._mark()
+            while True:
+                try:
+                    if self.epoch < self.max_iter and not self.stopped:
+                        self._run_epoch()
+                        continue
+                    hist.final_loss = self._evaluate()
+                    self._notify("on_final_state")
+                    break
+                except Diverged:
+                    self.rewind()
+        finally:
+            for callback in self.callbacks:
+                callback.close()
+        hist.best_iter, hist.best_loss = hist.n_iter, hist.final_loss
+        hist.fit_time = time.perf_counter() - started
+        self._notify("on_train_end")
+        return hist
 
-    def run_epoch(self, tol: float, validation_interval: int) -> bool:
-        """One epoch; False when it diverged (and training was rewound)."""
-        total = _run_epoch(
+    def stop(self, reason: str) -> None:
+        """End training after this epoch; ``reason`` becomes ``stop_reason``."""
+        self.history.stop_reason = reason
+        self.stopped = True
+
+    def save_checkpoint(self) -> None:
+        """Make the start of the epoch just run the place a rewind goes to."""
+        self.checkpoint = self._epoch_start
+
+    def rewind(self) -> None:
+        """Back to the checkpoint, with half the learning rate."""
+        hist, cp = self.history, self.checkpoint
+        hist.n_rewinds += 1
+        if hist.n_rewinds > MAX_DIVERGENCE_RETRIES:
+            _restore(self.params, cp.params)
+            raise DivergenceError(
+                "training diverged (non-finite or exploding loss, or a final "
+                f"state worse than the start) {hist.n_rewinds} times even "
+                f"after lowering the learning rate to {self.lr:.3g}; use a "
+                "smaller learning_rate or stronger regularisation."
+            )
+        _restore(self.params, cp.params)
+        self._epoch_start = cp
+        self.epoch = hist.n_iter = cp.epoch
+        del hist.train_loss[cp.epoch :]
+        del hist.validation_loss[cp.n_checks :]
+        del hist.validation_iter[cp.n_checks :]
+        hist.best_iter = cp.best_iter
+        for callback, state in zip(self.callbacks, cp.states, strict=True):
+            callback.restore(state)
+        hist.stop_reason, self.stopped = "max_iter", False
+        self.lr /= 2
+        hist.learning_rate = self.lr
+        self.optimizer = make_optimizer(
+            self.optimizer_name, self.params, self.lr, self.weight_decay
+        )
+
+    def _run_epoch(self) -> None:
+        self._notify("on_epoch_begin")
+        loss = _run_epoch(
             self.params,
-            self.opt,
+            self.optimizer,
             self.loss_fn,
             self.n_samples,
             self.batch_size,
@@ -493,115 +875,25 @@ class _Loop:
             self.generator,
             self.params[0].device,
         )
-        if self._diverged(total, DIVERGENCE_FACTOR):
-            self.rewind()
-            return False
-        if self.epoch == 0:
-            # the start's loss, measured again after each rewind to it: the
-            # largest measure, as a random loss may have drawn a low one
-            self.first = total if self.first is None else max(self.first, total)
-        if self.lowest is None or total < self.lowest:
-            self.lowest = total
-            self.checkpoint = self._checkpoint()
         self.epoch += 1
-        hist = self.hist
-        hist.n_iter = self.epoch
-        hist.train_loss.append(total)
-        monitored = total
-        checked = self.validation_fn is None or self.epoch % validation_interval == 0
-        if self.validation_fn is not None and checked:
-            monitored = float(self.validation_fn())
-            if not _is_finite(monitored):
-                self.rewind()
-                return False
-            hist.validation_loss.append(monitored)
-            hist.validation_iter.append(self.epoch)
-        if checked:
-            if monitored < self.best_value - tol * abs(self.best_value):
-                self.no_change = 0
-            else:
-                self.no_change += 1
-            if monitored < self.best_value:
-                self.best_value = monitored
-                hist.best_iter = self.epoch
-                if self.validation_fn is not None:
-                    self.best_state = _snapshot(self.params)
-        self.epoch_start = _snapshot(self.params)
-        return True
+        self.history.n_iter = self.epoch
+        self.history.train_loss.append(loss)
+        self._notify("on_epoch_end")
+        self._epoch_start = self._mark()
 
-    def stop(self, reason: str) -> None:
-        self.hist.stop_reason = reason
-        self.stopped = True
-
-    def rewind(self) -> None:
-        """Back to the lowest-loss epoch's start, with half the learning rate."""
-        self.hist.n_rewinds += 1
-        if self.hist.n_rewinds > MAX_DIVERGENCE_RETRIES:
-            _restore(self.params, self.checkpoint.params)
-            raise DivergenceError(
-                "training diverged (non-finite or exploding loss, or a final "
-                f"state worse than the start) {self.hist.n_rewinds} times even "
-                f"after lowering the learning rate to {self.lr:.3g}; use a "
-                "smaller learning_rate or stronger regularisation."
-            )
-        cp = self.checkpoint
-        _restore(self.params, cp.params)
-        self.epoch_start = cp.params
-        self.epoch = self.hist.n_iter = cp.epoch
-        del self.hist.train_loss[cp.epoch :]
-        del self.hist.validation_loss[cp.n_checks :]
-        del self.hist.validation_iter[cp.n_checks :]
-        self.best_value, self.best_state, self.hist.best_iter, self.no_change = cp.best
-        self.hist.stop_reason, self.stopped = "max_iter", False
-        self.lr /= 2
-        self.hist.learning_rate = self.lr
-        self.opt = make_optimizer(
-            self.optimizer, self.params, self.lr, self.weight_decay
-        )
-
-    def keep_best(self) -> None:
-        """Restore the best held-out state (the start if no check beat it)."""
-        hist = self.hist
-        if self.validation_fn is None or not hist.validation_loss:
-            hist.best_iter, hist.best_loss = hist.n_iter, hist.final_loss
-            return
-        if not self.best_value <= hist.start_validation_loss:
-            self.best_value, self.best_state, hist.best_iter = (
-                hist.start_validation_loss,
-                self.start,
-                0,
-            )
-        hist.best_loss = self.best_value
-        _restore(self.params, self.best_state)
-
-    def postfix(self, status_fn, patience: int) -> dict:
-        hist = self.hist
-        values = {"training loss": f"{hist.train_loss[-1]:.4g}"}
-        if hist.validation_loss:
-            values["held-out loss"] = f"{hist.validation_loss[-1]:.4g}"
-            values["best"] = f"{self.best_value:.4g} (epoch {hist.best_iter})"
-        if patience <= hist.max_iter:
-            values["checks without gain"] = f"{self.no_change}/{patience}"
-        if status_fn is not None:
-            values.update(status_fn())
-        return values
-
-    def _checkpoint(self) -> _Checkpoint:
-        best = (self.best_value, self.best_state, self.hist.best_iter, self.no_change)
+    def _mark(self) -> _Checkpoint:
+        hist = self.history
         return _Checkpoint(
-            self.epoch_start,
-            getattr(self, "epoch", 0),
-            len(self.hist.validation_loss),
-            best,
+            _snapshot(self.params),
+            self.epoch,
+            len(hist.validation_loss),
+            hist.best_iter,
+            [callback.state() for callback in self.callbacks],
         )
 
-    def _diverged(self, loss: float, factor: float) -> bool:
-        exploded = bool(self.first) and loss > factor * self.first
-        return (
-            exploded
-            or not _is_finite(loss)
-            or not all(bool(torch.isfinite(p).all()) for p in self.params)
-        )
+    def _notify(self, hook: str) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, self.history)
 
     @torch.no_grad()
     def _evaluate(self) -> float:

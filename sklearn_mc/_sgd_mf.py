@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseMatrixImputer
-from ._observed import ObservedEntries
+from ._linalg import masked_gram
 from ._optim import DivergenceError, TrainResult, train
 from ._torch import (
     compute_dtype,
@@ -224,10 +224,20 @@ class SGDMFImputer(BaseMatrixImputer):
     sparse tensor. A ``10⁴ × 10⁴`` matrix with 1 % observed is 10⁶ triplets
     (24 MB) and 2·10⁵·rank parameters (16 MB at rank 10, a few times that
     with Adam's state), which fits comfortably. What is ``n_samples ×
-    n_features`` is the dense array interface itself: the input, the copies
-    the base class makes to validate and scale it, its mask and the dense
-    completion ``fit_transform`` returns (each 800 MB in float64 at
-    ``10⁴ × 10⁴``). Time per epoch is ``O(nnz · rank)``.
+    n_features`` is the dense array interface itself: the input (read in
+    place, not copied, when it is float64 with NaN for missing), its mask
+    (1 byte per entry) and the dense completion ``fit_transform`` returns,
+    made twice at the end (scaled and unscaled: 2 × 8 bytes per entry); a
+    dense fit takes the observed entries from the base class, not a scaled
+    dense copy. Bound, per observed entry: the kept triplets (24 bytes, a
+    fitted attribute), their scaled values and the training / held-out
+    triplets (about 32 bytes) and the sparse products of the spectral norm
+    that starts the path (about 40 bytes, transient). Measured (peak resident
+    memory above the input, ``benchmarks/bench_memory.py``): 431-514 MB,
+    11-13.5 × X, on 100,000 × 50 with 20 % missing (X = 38 MB), was 815 MB
+    (21 × X);
+    part of it is memory the C allocator keeps after freeing the
+    entry-sized temporaries. Time per epoch is ``O(nnz · rank)``.
 
     Sparse input avoids those: ``fit`` accepts :mod:`scipy.sparse` matrices
     and arrays, where **stored entries are observed (an explicit 0 is a
@@ -350,6 +360,7 @@ class SGDMFImputer(BaseMatrixImputer):
         self.verbose = verbose
 
     _supports_sparse = True
+    _dense_fit_from_entries = True
 
     @property
     def _scaling(self) -> str:
@@ -365,10 +376,12 @@ class SGDMFImputer(BaseMatrixImputer):
         return self.scaling_
 
     # ------------------------------------------------------------------ fit
-    def _fit(self, X, mask):
+    def _fit(self, entries, mask):
         # Dense input takes the sparse path's route: its observed entries
-        # (row-major, as from a sparse matrix), so both give the same fit.
-        self._fit_entries(ObservedEntries.from_dense(X))
+        # (row-major, as from a sparse matrix), so both give the same fit; the
+        # base hands them over scaled (``_dense_fit_from_entries``), without a
+        # dense scaled copy of X.
+        self._fit_entries(entries)
         with torch.no_grad():
             completion = torch.addmm(self._c + self._mu, self._U, self._V.T)
             completion += self._b[:, None]
@@ -399,7 +412,13 @@ class SGDMFImputer(BaseMatrixImputer):
             kept, held = np.arange(rows.numel()), np.empty(0, dtype=np.int64)
         kept = torch.as_tensor(kept, device=device)
         held = torch.as_tensor(held, device=device)
-        t_rows, t_cols, t_vals = rows[kept], cols[kept], vals[kept]
+        # The training indices as the two rows of one (2, nnz) tensor, the
+        # layout of a sparse COO tensor: the sparse products use it as it is.
+        t_index = torch.empty((2, kept.numel()), dtype=rows.dtype, device=device)
+        torch.index_select(rows, 0, kept, out=t_index[0])
+        torch.index_select(cols, 0, kept, out=t_index[1])
+        t_rows, t_cols, t_vals = t_index[0], t_index[1], vals[kept]
+        del kept
         nnz = t_vals.numel()
 
         model = _Factors.initialise(
@@ -453,6 +472,7 @@ class SGDMFImputer(BaseMatrixImputer):
         validation_fn = stop_fn = start_monitored = None
         if held.numel() > 0:
             held_out = rows[held], cols[held], vals[held]
+            del held
 
             def validation_fn():
                 return model.objective(*held_out)
@@ -469,8 +489,14 @@ class SGDMFImputer(BaseMatrixImputer):
                 self.n_iter_no_change,
                 start=math.ceil(_path_end(self.alpha_decay) / steps),
             )
-        residual = model.residual(rows, cols, vals).abs().max()
-        if float(residual) <= _NEGLIGIBLE * max(1.0, float(vals.abs().max())):
+        # max |v - offset| and max |v| from the extremes (subtraction is
+        # monotone, so this is the same number, without entry-sized copies)
+        lo, hi = vals.aminmax() if vals.numel() else (vals.new_zeros(()),) * 2
+        residual = torch.maximum(
+            model.residual(None, None, lo).abs(), model.residual(None, None, hi).abs()
+        )
+        top = torch.maximum(lo.abs(), hi.abs())
+        if float(residual) <= _NEGLIGIBLE * max(1.0, float(top)):
             # Nothing beyond the offset to fit (a single standardised row, a
             # constant matrix, up to rounding): zero factors are exact, and
             # steps of a fixed size from an exact start would only add noise.
@@ -569,9 +595,7 @@ class SGDMFImputer(BaseMatrixImputer):
         Z = torch.cat([V, torch.ones_like(V[:, :1])], 1) if self.biases else V
         p = Z.shape[1]
         Y = torch.where(M > 0, X - mu - c, 0.0)
-        gram = (M @ (Z[:, :, None] * Z[:, None, :]).reshape(-1, p * p)).reshape(
-            -1, p, p
-        )
+        gram = masked_gram(M, Z)
         rhs = Y @ Z
         n_obs = M.sum(1)
         diag_mean = gram.diagonal(dim1=1, dim2=2).mean(1)
@@ -828,10 +852,42 @@ def _on_sparse_device(*tensors):
     return tensors
 
 
+def _index_pair(rows, cols):
+    """``torch.stack([rows, cols])``, or the (2, n) tensor they are the rows of."""
+    n = rows.numel()
+    if (
+        rows.is_contiguous()
+        and cols.is_contiguous()
+        and rows.untyped_storage().data_ptr() == cols.untyped_storage().data_ptr()
+        and rows.storage_offset() == 0
+        and cols.storage_offset() == n
+    ):
+        return rows.as_strided((2, n), (n, 1))
+    return torch.stack([rows, cols])
+
+
 def _sparse(rows, cols, vals, shape):
-    return torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), vals, shape, check_invariants=True
-    ).coalesce()
+    """A coalesced sparse COO tensor of the entries.
+
+    The observed entries come sorted row-major and unique, which is the
+    coalesced layout: they are then flagged as such instead of being sorted
+    again (``coalesce`` would copy the indices and values and sort them).
+    The training entries' indices are already one (2, nnz) tensor, which is
+    used without a copy.
+    """
+    ahead = rows[1:] > rows[:-1]
+    sorted_unique = bool(
+        (ahead | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1]))).all()
+    )
+    del ahead
+    S = torch.sparse_coo_tensor(
+        _index_pair(rows, cols),
+        vals,
+        shape,
+        check_invariants=True,
+        is_coalesced=sorted_unique,
+    )
+    return S if sorted_unique else S.coalesce()
 
 
 def _zero_threshold(rows, cols, vals, shape, generator):
@@ -849,7 +905,10 @@ def _zero_threshold(rows, cols, vals, shape, generator):
     n_rows, n_cols = shape
     row_count = torch.bincount(rows, minlength=n_rows).to(vals.dtype)
     col_count = torch.bincount(cols, minlength=n_cols).to(vals.dtype)
-    weighted = vals / (row_count[rows] * col_count[cols]).sqrt()
+    weight = row_count[rows]  # in place below: one temporary, not three
+    weight *= col_count[cols]
+    weighted = vals / weight.sqrt_()
+    del weight
     q = min(3, n_rows, n_cols)
     _, S, _ = low_rank_svd(_sparse(rows, cols, weighted, shape), q, 6, generator)
     return float(S[0])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -11,7 +13,8 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseMatrixImputer, warn_user
-from ._optim import progress, warn_not_converged
+from ._linalg import masked_gram, ridge_fold_in, solve_spd, spectral_factors
+from ._optim import History, progress, warn_not_converged
 from ._torch import (
     compute_dtype,
     low_rank_svd,
@@ -57,15 +60,19 @@ _NEGLIGIBLE = 1e-6
 _SEARCH_SWEEPS = 30
 _SWEEP_PATIENCE = 3
 _SWEEP_IMPROVEMENT = 1e-3
-# Sweeps after the path's end without a better held-out error after which
-# the ridge-selection fit stops.
+# The ridge-selection fit stops after _RIDGE_PATIENCE sweeps without a
+# held-out improvement by _SWEEP_IMPROVEMENT once the path is over (or the
+# error is 5 % above its best), and after a plateau as long as the path takes
+# to lower the ridge by _PLATEAU_DECADES decades otherwise: a flat held-out
+# error over a decade of ridges says the ridge no longer matters.
 _RIDGE_PATIENCE = 5
+_PLATEAU_DECADES = 1.0
 # A fit has converged when its fitted values change by less than this share
 # of the residual (the noise level) between sweeps, or by ``tol`` relatively.
 _NOISE_TOL = 1e-4
 # Floats per block of the batched Gram matrices (bounds their memory to
-# 32 MB in float64 whatever the number of rows).
-_BLOCK = 2**22
+# 8 MB in float64 whatever the number of rows).
+_BLOCK = 2**20
 # The low-rank part's weight (shrinkage toward the column means) below which
 # the fit warns that the low-rank model does not help.
 _WEAK_WEIGHT = 0.5
@@ -186,7 +193,21 @@ class SVDImputer(BaseMatrixImputer):
         Smallest ridge of the final fit's row solves, chosen on the held-out
         entries (0 when the end of the penalty path was best).
     n_iter_ : int
-        Sweeps run in the final fit.
+        Sweeps (or SVD refills) run in the final fit.
+    best_iter_ : int
+        Sweep whose state is kept: the last one (``n_iter_``).
+    stop_reason_ : {"converged", "max_iter"}
+        Why the final fit ended.
+    loss_curve_ : list of float
+        Mean squared residual on the observed entries (scaled units) after
+        each sweep of the final fit.
+    validation_loss_curve_ : list of float
+        Empty: the final fit has no held-out entries (the rank search and the
+        ridge selection, which have, are summarised by ``rank_scores_`` and
+        ``ridge_``).
+    history_ : History
+        The record these attributes come from, as for the gradient-trained
+        methods.
     fold_in_ridge_ : float
         Ridge penalty with which :meth:`transform` folds rows in.
     n_features_in_ : int
@@ -220,14 +241,18 @@ class SVDImputer(BaseMatrixImputer):
     refit.
 
     Memory (ALS): ``O(nnz + (n_samples + n_features) rank²)`` for ``nnz``
-    observed entries, in blocks of at most 32 MB for the batched solves; no
-    ``n_samples × n_features`` array is formed except the dense output of
-    ``fit_transform``/``transform``. Measured bound: on dense 100,000 × 50
-    input with 20 % missing (38 MB), ``fit_transform`` peaked at 24-25 × the
-    input's size (913-965 MB above the process's memory before it;
-    ``benchmarks/bench_svd.py --memory``): the observed entries are held in
-    several layouts (the base class's copies, the held-out split, both CSR
-    orders) of a few bytes to 8 bytes per entry each.
+    observed entries; no ``n_samples × n_features`` array is formed except
+    the dense output of ``fit_transform``/``transform``. One layout of the
+    entries (20 bytes each: values, int32 column index, column-major order and
+    row index) is held at a time, the held-out split's during the rank search
+    and the ridge selection, then all entries' in the final fit, with at most
+    two or three arrays of one value per entry beside it in a sweep; the
+    batched solves and element-wise passes work in blocks of at most 8 MB.
+    Measured bound: on dense 100,000 × 50 input with 20 % missing (38 MB),
+    ``fit_transform`` peaks at 530 MB above the process's memory before it,
+    13.9 × the input (``benchmarks/bench_svd.py --memory``; it was 24-25 ×),
+    of which the base class's copies of the input (its observed entries, the
+    scaled input) are about 4 ×.
     Time per sweep ``O(nnz rank² + (n_samples + n_features) rank³)``.
 
     Examples
@@ -302,40 +327,40 @@ class SVDImputer(BaseMatrixImputer):
         return self.scaling
 
     # ------------------------------------------------------------------ fit
-    def _fit(self, X, mask):
-        known = getattr(self, "_train_entries", None)
-        if known is not None and known.shape == X.shape:
-            # The base class already listed the observed entries (row-major,
-            # unscaled): scale them as the sparse path does, bit for bit, so
-            # that dense and sparse input of the same data give the same fit.
-            from ._sparse_path import _scaled, _scaling_from_entries
+    #: the base hands ``_fit`` the scaled observed entries (scaled before the
+    #: fit context flushes denormals), the same as the sparse path's.
+    _dense_fit_from_entries = True
 
-            shift, factor = _scaling_from_entries(known, self._scaling)
-            self._scale_shift, self._scale_factor = shift, factor
-            entries = _scaled(self, known)
-            self._fit_core(entries.rows, entries.cols, entries.values, X.shape)
-        else:
-            rows, cols = np.nonzero(mask)
-            self._fit_core(rows, cols, X[rows, cols], X.shape)
+    def _fit(self, entries, mask):
+        # Dense input takes the sparse route, so both give the same fit.
+        self._fit_core(entries.rows, entries.cols, entries.values, entries.shape)
         return self._dense_completion()
 
     def _fit_entries(self, entries):
         self._fit_core(entries.rows, entries.cols, entries.values, entries.shape)
 
     def _fit_core(self, rows, cols, values, shape):
-        """Fit on observed entries (scaled units, valid columns only)."""
+        """Fit on observed entries (scaled units, valid columns only).
+
+        One layout of the entries at a time: the held-out folds for the rank
+        search and the ridge selection, then all entries for the final fit.
+        """
         device = self._device
         dtype = compute_dtype(device)
         seed = seed_from(self.random_state)
-        complete = np.size(values) == shape[0] * shape[1]
-        entries = _Entries(rows, cols, values, shape, device, dtype)
-        del rows, cols, values
+        rows, cols, values = _row_major(
+            np.asarray(rows), np.asarray(cols), np.asarray(values)
+        )
+        nnz = int(values.size)
+        complete = nnz == shape[0] * shape[1]
         max_rank = min(shape)
         solver = "als" if self.solver == "auto" else self.solver
         # The ridge is chosen on held-out entries when none is given; a fully
         # observed matrix keeps the plain truncated SVD (Eckart-Young).
         tune = solver == "als" and self.shrinkage == 0 and not complete
-        folds = _folds(entries, seed) if (self.rank == "auto" or tune) else []
+        folds = []
+        if self.rank == "auto" or tune:
+            folds = _folds(rows, cols, values, shape, device, dtype, seed)
         search = None
         if self.rank == "auto":
             search = _RankSearch(folds, self.center, self.tol, seed, self.verbose)
@@ -348,12 +373,27 @@ class SVDImputer(BaseMatrixImputer):
                     f"rank={self.rank} exceeds min(n_samples, n_features)={max_rank};"
                     f" using rank={rank}."
                 )
-            _warn_if_underdetermined(entries, rank, self.center, self.shrinkage)
+            _warn_if_underdetermined(shape, nnz, rank, self.center, self.shrinkage)
         self.rank_ = rank
+        floors, weight = (0.0, 0.0), 1.0
+        if rank > 0 and tune and not (search is not None and search.exact):
+            # Exactly low-rank data need no ridge; otherwise choose it, and
+            # the weight of the low-rank part, on held-out entries.
+            floors, weight = _select_ridge(
+                folds, rank, self.center, self.max_iter, self.tol, seed
+            )
+        # The held-out splits are not needed any more: free them before the
+        # final fit's layout of all entries is built.
+        folds = None
+        if search is not None:
+            search.folds = None
+        _trim_heap(nnz)
+        entries = _Entries(rows, cols, values, shape, device, dtype)
+        del rows, cols, values
         means = _column_means(entries)
         self.column_means_ = to_numpy(means)
         if rank == 0:
-            self._store_constant(means, entries.shape)
+            self._store_constant(entries, means)
             self._report(search, 0.0, 0.0)
             return
         fit = _fit_als if solver == "als" else _fit_svd
@@ -365,21 +405,12 @@ class SVDImputer(BaseMatrixImputer):
             seed,
             self.verbose,
         )
-        floors, weight = (0.0, 0.0), 1.0
-        if tune and not (search is not None and search.exact):
-            # Exactly low-rank data need no ridge; otherwise choose it, and
-            # the weight of the low-rank part, on held-out entries.
-            floors, weight = _select_ridge(
-                folds, rank, self.center, self.max_iter, self.tol, seed
-            )
-        # The held-out splits are not needed any more: free them before the
-        # final fit (they hold a second copy of most entries).
-        folds = None
-        if search is not None:
-            search.folds = None
-        U, V, offsets, n_iter = fit(entries, rank, *args, floors=floors)
-        self.n_iter_ = max(n_iter, 1)
-        if n_iter >= self.max_iter:
+        start = time.perf_counter()
+        U, V, offsets, n_iter, losses, converged = fit(
+            entries, rank, *args, floors=floors
+        )
+        self._export_history(n_iter, losses, converged, time.perf_counter() - start)
+        if not converged:
             # scikit-learn's rule: a final fit that used every iteration may
             # not have converged (the rank search's fits do not warn).
             warn_not_converged("SVDImputer", self.max_iter, self.tol)
@@ -390,6 +421,7 @@ class SVDImputer(BaseMatrixImputer):
         residual = entries.residual(U_bal, V_bal, offsets)
         # New rows are folded in with the same ridge the fit's rows had.
         ridge = _floors(self.shrinkage, residual, U_bal, V_bal, rank, self.center)[0]
+        del residual
         self.fold_in_ridge_ = max(ridge, floors[0])
         self._row_factors = U_bal
         if weight < _WEAK_WEIGHT:
@@ -401,17 +433,32 @@ class SVDImputer(BaseMatrixImputer):
             )
         self._report(search, self.ridge_, weight)
 
-    def _store_constant(self, means, shape):
+    def _export_history(self, n_iter, losses, converged, seconds):
+        """The fitted history attributes every iterative method exposes."""
+        n_iter = max(n_iter, 1)
+        History(
+            n_iter=n_iter,
+            train_loss=list(losses),
+            best_iter=n_iter,
+            best_loss=losses[-1] if losses else math.nan,
+            final_loss=losses[-1] if losses else math.nan,
+            stop_reason="converged" if converged else "max_iter",
+            max_iter=self.max_iter,
+            fit_time=seconds,
+        ).export(self)
+
+    def _store_constant(self, entries, means):
         """Rank 0: the completion is the column means."""
-        n = shape[1]
+        m, n = entries.shape
         self.components_ = np.zeros((0, n))
         self.singular_values_ = np.zeros(0)
         self.offsets_ = to_numpy(means)
         self.low_rank_weight_ = 0.0
         self.ridge_ = 0.0
         self.fold_in_ridge_ = 0.0
-        self.n_iter_ = 1
-        self._row_factors = torch.zeros(shape[0], 0, dtype=means.dtype)
+        loss = float(entries.centred(means).square().mean())
+        self._export_history(1, [loss], True, 0.0)
+        self._row_factors = torch.zeros(m, 0, dtype=means.dtype)
         warn_user(
             "SVDImputer(rank='auto'): no rank improved the held-out error of the "
             "column means by more than 2 %; the completion is the column means "
@@ -482,80 +529,132 @@ class SVDImputer(BaseMatrixImputer):
 
 
 # ---------------------------------------------------------------- entries
+# Entries per chunk of the element-wise passes and of the Gram products:
+# their temporaries stay below 8 MB (float64) whatever the number of entries.
+_CHUNK = 2**20
+
+
 class _Entries:
     """Observed entries, row-major, with sparse (CSR) layouts of both sides.
 
-    Indices are kept once (the row-major column index and the column-major
-    row index, int32 where they fit); the values are the only float array
-    of ``nnz`` entries it holds.
+    Holds 20 bytes per entry (float64): the values, the row-major column
+    index, and the column-major order and row index (int32 indices where they
+    fit), plus the two index pointers. The rows of the entries are not kept
+    (the row pointer has them); the sparsity pattern is a CSR view with an
+    expanded (zero-byte) tensor of ones.
     """
 
     def __init__(self, rows, cols, values, shape, device, dtype):
         rows = np.asarray(rows)
         cols = np.asarray(cols)
         values = np.asarray(values)
+        rows, cols, values = _row_major(rows, cols, values)
         m, n = shape
-        if rows.size > 1:
-            keys_sorted = np.all(
-                (rows[1:] > rows[:-1])
-                | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1]))
-            )
-            if not keys_sorted:
-                order = np.lexsort((cols, rows))
-                rows, cols, values = rows[order], cols[order], values[order]
         self.shape = (int(m), int(n))
         self.device, self.dtype = device, dtype
         self.nnz = int(rows.size)
-        index = torch.int32 if max(m, n, self.nnz) < 2**31 - 1 else torch.int64
-        self._index_dtype = index
-        self._rows_np = rows
+        fits = max(m, n, self.nnz) < 2**31 - 1
+        index_np = np.int32 if fits else np.int64
+        self._index_dtype = torch.int32 if fits else torch.int64
         self.values = to_tensor(values, device, dtype)
-        self.cols = torch.as_tensor(cols, device=device).to(index)
-        self._row_ptr = _compressed(rows, m, device, index)
+        self.cols = torch.as_tensor(cols.astype(index_np), device=device)
+        self._row_ptr = _compressed(rows, m, device, self._index_dtype)
         t_order = np.argsort(cols, kind="stable")
-        self._t_order = torch.as_tensor(t_order, device=device).to(index)
-        self._t_index = torch.as_tensor(rows[t_order], device=device).to(index)
+        self._t_index = torch.as_tensor(rows[t_order].astype(index_np), device=device)
+        self._t_order = torch.as_tensor(t_order.astype(index_np), device=device)
         del t_order
-        self._col_ptr = _compressed(cols, n, device, index)
-        self._ones = torch.ones(self.nnz, dtype=dtype, device=device)
+        self._col_ptr = _compressed(cols, n, device, self._index_dtype)
 
     @property
     def rows(self):
-        return torch.as_tensor(self._rows_np, device=self.device)
+        """Row of each entry (int64, computed from the row pointer)."""
+        counts = (self._row_ptr[1:] - self._row_ptr[:-1]).long()
+        positions = torch.arange(self.shape[0], device=self.device)
+        return torch.repeat_interleave(positions, counts)
 
-    def subset(self, idx):
-        return _Entries(
-            self._rows_np[idx],
-            to_numpy(self.cols)[idx],
-            to_numpy(self.values)[idx],
-            self.shape,
-            self.device,
-            self.dtype,
-        )
+    def pattern(self, transpose=False):
+        """The sparsity pattern as a CSR matrix of ones (no ``nnz`` array)."""
+        ones = torch.ones(1, dtype=self.dtype, device=self.device).expand(self.nnz)
+        return self._csr(ones, transpose)
 
-    def matrix(self, values=None, transpose=False):
-        """CSR matrix (or its transpose) holding ``values`` (ones) at the entries."""
-        if values is None:
-            values = self._ones
-        elif transpose:
+    def matrix(self, values, transpose=False):
+        """CSR matrix (or its transpose) holding ``values`` at the entries.
+
+        ``values`` are in row-major order; the transpose gathers them into
+        column-major order (a new array of ``nnz`` values).
+        """
+        if transpose:
             values = values[self._t_order]
+        return self._csr(values, transpose)
+
+    def _csr(self, values, transpose):
         if transpose:
             ptr, index, shape = self._col_ptr, self._t_index, self.shape[::-1]
         else:
             ptr, index, shape = self._row_ptr, self.cols, self.shape
         return _csr(ptr, index, values, shape)
 
+    def centred(self, c):
+        """``values − c[cols]``, in chunks (one new array of ``nnz`` values)."""
+        out = torch.empty_like(self.values)
+        for start in range(0, self.nnz, _CHUNK):
+            part = slice(start, start + _CHUNK)
+            torch.sub(self.values[part], c[self.cols[part]], out=out[part])
+        return out
+
     def fitted(self, U, V, c):
         """Model values ``u_i·v_j + c_j`` at the entries (no ``nnz × rank`` temp)."""
         if U.shape[1] == 0:
             return c[self.cols]
         out = torch.sparse.sampled_addmm(
-            self.matrix(), U.contiguous(), V.T.contiguous(), beta=0.0
+            self.pattern(), U.contiguous(), V.T.contiguous(), beta=0.0
         ).values()
-        return out.add_(c[self.cols])
+        for start in range(0, self.nnz, _CHUNK):
+            part = slice(start, start + _CHUNK)
+            out[part].add_(c[self.cols[part]])
+        return out
 
     def residual(self, U, V, c):
-        return self.values - self.fitted(U, V, c)
+        """``values − fitted`` (one array of ``nnz`` values, computed in place)."""
+        return self.fitted(U, V, c).neg_().add_(self.values)
+
+
+def _trim_heap(nnz=None):
+    """Give the heap's freed pages back to the system (glibc's ``malloc_trim``).
+
+    Called between the fit's stages (folds built, search and selection done):
+    glibc keeps freed blocks of a few MB to 32 MB in the process (above its
+    adaptive mmap threshold they are not unmapped), so the next stage would
+    start above its own needs. Only for large problems (``nnz`` of at least
+    ``_CHUNK``, or ``None``); a no-op where the C library has no
+    ``malloc_trim``.
+    """
+    if nnz is not None and nnz < _CHUNK:
+        return
+    if _LIBC[0] is None:
+        try:
+            import ctypes
+
+            _LIBC[0] = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _LIBC[0] = False
+    if _LIBC[0]:
+        _LIBC[0](0)
+
+
+_LIBC: list = [None]
+
+
+def _row_major(rows, cols, values):
+    """The entries sorted by (row, column); unchanged (no copy) when they are."""
+    if rows.size > 1:
+        keys_sorted = np.all(
+            (rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1]))
+        )
+        if not keys_sorted:
+            order = np.lexsort((cols, rows))
+            rows, cols, values = rows[order], cols[order], values[order]
+    return rows, cols, values
 
 
 _CSR_WARNED = False
@@ -578,43 +677,57 @@ def _csr(ptr, index, values, shape):
 def _compressed(sorted_index, size, device, dtype):
     counts = np.bincount(sorted_index, minlength=size)
     ptr = np.concatenate([[0], np.cumsum(counts)])
-    return torch.as_tensor(ptr, device=device).to(dtype)
+    return torch.as_tensor(ptr.astype(np.int64), device=device).to(dtype)
 
 
 def _column_means(entries):
     n = entries.shape[1]
-    counts = torch.zeros(n, dtype=entries.dtype, device=entries.device).index_add_(
-        0, entries.cols, entries._ones
-    )
+    counts = torch.bincount(entries.cols, minlength=n).to(entries.dtype)
     sums = torch.zeros(n, dtype=entries.dtype, device=entries.device).index_add_(
         0, entries.cols, entries.values
     )
     return sums / counts.clamp(min=1)
 
 
-def _folds(entries, seed):
-    """Held-out sets: one tenth, or five disjoint tenths on small data.
+def _fold_indices(nnz, seed):
+    """``(kept, held)`` index pairs: one tenth, or five disjoint tenths on small data.
 
-    Returns ``(train, valid)`` pairs of :class:`_Entries`. The single split is
-    the package's hold-out rule (``split_indices``); the five tenths of small
-    data are consecutive slices of one seeded permutation.
+    The single split is the package's hold-out rule (``split_indices``); the
+    five tenths of small data are consecutive slices of one seeded
+    permutation.
     """
-    n_folds = _N_FOLDS if entries.nnz < _SMALL_NNZ else 1
+    n_folds = _N_FOLDS if nnz < _SMALL_NNZ else 1
     if n_folds == 1:
-        kept, held = split_indices(entries.nnz, _VALIDATION_FRACTION, seed)
-        pairs = [(kept, held)] if held.size else []
-    else:
-        perm = np.random.RandomState(seed).permutation(entries.nnz)
-        size = max(1, int(round(_VALIDATION_FRACTION * entries.nnz)))
-        pairs = []
-        for f in range(n_folds):
-            held = np.sort(perm[f * size : (f + 1) * size])
-            if held.size == 0 or held.size >= entries.nnz:
-                continue
-            keep = np.ones(entries.nnz, dtype=bool)
-            keep[held] = False
-            pairs.append((np.flatnonzero(keep), held))
-    return [(entries.subset(k), entries.subset(h)) for k, h in pairs]
+        kept, held = split_indices(nnz, _VALIDATION_FRACTION, seed)
+        return [(kept, held)] if held.size else []
+    perm = np.random.RandomState(seed).permutation(nnz)
+    size = max(1, int(round(_VALIDATION_FRACTION * nnz)))
+    pairs = []
+    for f in range(n_folds):
+        held = np.sort(perm[f * size : (f + 1) * size])
+        if held.size == 0 or held.size >= nnz:
+            continue
+        keep = np.ones(nnz, dtype=bool)
+        keep[held] = False
+        pairs.append((np.flatnonzero(keep), held))
+    return pairs
+
+
+def _folds(rows, cols, values, shape, device, dtype, seed):
+    """Held-out sets as ``(train, valid)`` pairs of :class:`_Entries`.
+
+    ``rows, cols, values`` are the observed entries in row-major order; each
+    subset keeps that order. Built straight from the arrays (no full
+    :class:`_Entries` beside them), one fold's index arrays at a time.
+    """
+    folds = []
+    for kept, held in _fold_indices(rows.size, seed):
+        train = _Entries(rows[kept], cols[kept], values[kept], shape, device, dtype)
+        del kept
+        valid = _Entries(rows[held], cols[held], values[held], shape, device, dtype)
+        folds.append((train, valid))
+        _trim_heap(rows.size)
+    return folds
 
 
 # ----------------------------------------------------------- linear algebra
@@ -625,28 +738,40 @@ def _ridge(shrinkage, V):
 
 def _solve_spd(G, B):
     """Batched solve of symmetric positive definite systems G x = B."""
-    L, info = torch.linalg.cholesky_ex(G)
-    if bool(info.any()):
-        return torch.linalg.lstsq(G, B.unsqueeze(-1)).solution.squeeze(-1)
-    return torch.cholesky_solve(B.unsqueeze(-1), L).squeeze(-1)
+    return solve_spd(G, B)
 
 
 def _gram_rows(S, F, ridge, n_free=None):
     """Per-row Gram matrices ``Σ_j S_ij f_j f_jᵀ + ridge·I`` via one product."""
-    k = F.shape[1]
-    outer = (F[:, :, None] * F[:, None, :]).reshape(F.shape[0], k * k)
-    G = (S @ outer).reshape(-1, k, k)
-    diag = torch.full((k,), ridge, dtype=F.dtype, device=F.device)
+    diag = torch.full((F.shape[1],), ridge, dtype=F.dtype, device=F.device)
     if n_free is not None:
         diag[n_free:] = _EPS_RIDGE
-    return G + torch.diag(diag)
+    return masked_gram(S, F, diag)
+
+
+def _row_blocks(ptr, size, max_rows):
+    """``(start, stop)`` blocks of rows: at most ``max_rows`` rows and (unless
+    a single row has more) ``_CHUNK`` entries each."""
+    if size <= max_rows and int(ptr[-1]) <= _CHUNK:
+        return [(0, size)]
+    bounds = ptr.long().cpu().numpy()
+    blocks, start = [], 0
+    while start < size:
+        # the last row whose block stays within _CHUNK entries (at least one row)
+        stop = int(np.searchsorted(bounds, bounds[start] + _CHUNK, side="right")) - 1
+        stop = min(max(stop, start + 1), start + max_rows, size)
+        blocks.append((start, stop))
+        start = stop
+    return blocks
 
 
 def _solve_side(entries, transpose, F, rhs, ridge, n_free=None):
     """Ridge solves of every row (or column) against features ``F``.
 
     ``rhs`` holds ``Σ_j x_ij f_j`` per row; the Gram matrices are built and
-    solved in blocks of rows so that they never exceed ``_BLOCK`` floats.
+    solved in blocks of rows so that they never exceed ``_BLOCK`` floats and
+    each block's pattern has at most ``_CHUNK`` entries (a row with more is a
+    block of its own).
     """
     k = F.shape[1]
     if transpose:
@@ -662,43 +787,54 @@ def _solve_side(entries, transpose, F, rhs, ridge, n_free=None):
     if n_free is not None:
         diag[n_free:] = _EPS_RIDGE
     diag = torch.diag(diag)
-    step = max(1, _BLOCK // max(k * k, 1))
-    if step >= size:
-        S = _csr(ptr, index, entries._ones, (size, other))
-        return _solve_spd((S @ outer).reshape(-1, k, k) + diag, rhs)
+    blocks = _row_blocks(ptr, size, max(1, _BLOCK // max(k * k, 1)))
+    if len(blocks) == 1:
+        S = _csr(ptr, index, _ones(entries.nnz, F), (size, other))
+        return _solve_spd((S @ outer).reshape(-1, k, k).add_(diag), rhs)
     out = torch.empty(size, k, dtype=F.dtype, device=F.device)
-    for start in range(0, size, step):
-        stop = min(start + step, size)
+    for start, stop in blocks:
         lo, hi = int(ptr[start]), int(ptr[stop])
         S = _csr(
             ptr[start : stop + 1] - lo,
             index[lo:hi],
-            entries._ones[lo:hi],
+            _ones(hi - lo, F),
             (stop - start, other),
         )
-        G = (S @ outer).reshape(-1, k, k) + diag
+        G = (S @ outer).reshape(-1, k, k).add_(diag)
         out[start:stop] = _solve_spd(G, rhs[start:stop])
+        del S, G
     return out
+
+
+def _ones(size, like):
+    return torch.ones(size, dtype=like.dtype, device=like.device)
 
 
 def _ridge_rows(M, R, V, ridge):
     """Ridge fold-in of dense rows: ``argmin_u ‖R_i − (u Vᵀ)⊙M_i‖² + ridge‖u‖²``."""
-    G = _gram_rows(M, V, ridge)
-    return _solve_spd(G, R @ V)
+    return ridge_fold_in(M, R, V, ridge)
 
 
-def _sweep(entries, U, V, c, ridge_rows, ridge_cols, center, X_cols):
-    """One ALS sweep: rows given columns, then columns (and offsets) given rows."""
+def _sweep(entries, U, V, c, ridge_rows, ridge_cols, center):
+    """One ALS sweep: rows given columns, then columns (and offsets) given rows.
+
+    Holds at most one array of ``nnz`` values beside the entries (the
+    centred values, then the column-major values).
+    """
     rank = V.shape[1]
-    R = entries.matrix(entries.values - c[entries.cols])
-    U = _solve_side(entries, False, V, R @ V, ridge_rows)
+    R = entries.matrix(entries.centred(c))
+    rhs = R @ V
     del R
+    U = _solve_side(entries, False, V, rhs, ridge_rows)
     if center:
         ones = torch.ones(U.shape[0], 1, dtype=U.dtype, device=U.device)
         F = torch.cat([U, ones], 1)
     else:
         F = U
-    W = _solve_side(entries, True, F, X_cols @ F, ridge_cols, n_free=rank)
+    X_cols = entries.matrix(entries.values, transpose=True)
+    rhs = X_cols @ F
+    del X_cols
+    W = _solve_side(entries, True, F, rhs, ridge_cols, n_free=rank)
     V = W[:, :rank]
     if center:
         c = W[:, rank].contiguous()
@@ -711,22 +847,14 @@ def _init_factors(entries, rank, center, seed):
     device, dtype = entries.device, entries.dtype
     c = _column_means(entries) if center else torch.zeros(n, dtype=dtype, device=device)
     p = entries.nnz / (m * n)
-    centred = (entries.values - c[entries.cols]) / p
+    centred = entries.centred(c).div_(p)
     S = entries.matrix(centred)
-    gen = make_generator(seed)
-    q = min(rank + 10, m, n)
-    # Randomised range finder with a few power iterations (sparse products).
-    Q = torch.randn(n, q, generator=gen, dtype=dtype).to(device)
-    Q = torch.linalg.qr(S @ Q).Q
     St = entries.matrix(centred, transpose=True)
     del centred
-    for _ in range(4):
-        Q = torch.linalg.qr(St @ Q).Q
-        Q = torch.linalg.qr(S @ Q).Q
-    B = (St @ Q).T  # q × n
-    Ub, s, Vt = torch.linalg.svd(B, full_matrices=False)
-    root = s[:rank].sqrt()
-    return (Q @ Ub[:, :rank]) * root, Vt[:rank].T * root, c
+    # Randomised range finder with a few power iterations (sparse products).
+    q = min(rank + 10, m, n)
+    U, V = spectral_factors(S, St, rank, q, 4, make_generator(seed))
+    return U, V, c
 
 
 def _degrees_of_freedom(m, n, rank, center):
@@ -771,15 +899,16 @@ def _fit_als(
     :func:`_noise_ridges`, which vanishes on exactly low-rank data.
 
     With ``valid`` (held-out entries) the error on them is recorded at every
-    sweep, the fit stops once it has not improved for ``_RIDGE_PATIENCE``
-    sweeps after the path's end, and the return value is
+    sweep; the fit stops after ``_RIDGE_PATIENCE`` sweeps without a better
+    held-out error after the path's end (or 5 % above the best), or when it
+    has not improved while the path lowered the ridge by a decade (once the
+    held-out error is below the column means'), and the return value is
     ``(best_ridges, best_weight, exact)``: the ridges of the best sweep
     (``(0, 0)`` when it came after the path's end), the least-squares
     weight of the low-rank model against the column means there, and whether
     the median held-out entry was ever fitted exactly.
     """
     U, V, c = _init_factors(entries, rank, center, seed)
-    X_cols = entries.matrix(entries.values, transpose=True)
     reference = 0.01 * float(U.square().sum(1).max() + V.square().sum(1).max())
     penalty = reference * start_factor / 0.01
     decay = _path_decay(entries, rank)
@@ -787,21 +916,33 @@ def _fit_als(
     floor_cols = max(_ridge(shrinkage, U), floors[1])
     noise_rows = noise_cols = np.inf
     previous = None
-    n_iter = 0
+    n_iter, losses, converged = 0, [], False
     if valid is not None:
         means = _column_means(entries)
         target = valid.values - means[valid.cols]
         base = max(float(target.square().mean()), 1e-300)
         best = (np.inf, (0.0, 0.0), 1.0)
-        since_best, exact = 0, False
-    bar = progress(max_iter, verbose if valid is None else 0, "SVDImputer (als)")
+        since_best, worse, exact = 0, 0, False
+        plateau = max(
+            _RIDGE_PATIENCE,
+            int(np.ceil(_PLATEAU_DECADES * np.log(10.0) / -np.log(decay))),
+        )
+    show = bool(verbose) and valid is None
+    bar = progress(max_iter, verbose if show else 0, "SVDImputer (als)")
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is returned
         penalty = penalty * decay
         ridge_rows = max(penalty, floor_rows)
         ridge_cols = max(penalty, floor_cols)
-        U, V, c = _sweep(entries, U, V, c, ridge_rows, ridge_cols, center, X_cols)
+        U, V, c = _sweep(entries, U, V, c, ridge_rows, ridge_cols, center)
         fitted = entries.fitted(U, V, c)
-        residual = entries.values - fitted
+        # At most two arrays of nnz values at a time: the previous sweep's
+        # fitted values are released once the step is measured.
+        step = None
+        if previous is not None:
+            step = float(previous.sub_(fitted).norm())
+        previous = None
+        size = float(fitted.norm().clamp(min=1e-300))
+        residual = torch.sub(entries.values, fitted)
         # Noise floors are estimated once the path is over (before, the
         # residual measures the path's bias) and only ever fall: a rising floor
         # could shrink the factors, inflate the residual and rise again until
@@ -814,15 +955,15 @@ def _fit_als(
             noise_cols = min(noise_cols, cols_now)
             floor_rows = max(noise_rows, floors[0])
             floor_cols = max(noise_cols, floors[1])
-        if previous is None:
+        residual_norm = float(residual.norm())
+        del residual
+        losses.append(residual_norm**2 / max(entries.nnz, 1))
+        if step is None:
             change = np.inf
         else:
-            previous.sub_(fitted)
-            step = float(previous.norm())
-            change = step / float(fitted.norm().clamp(min=1e-300))
-            if step < _NOISE_TOL * float(residual.norm()):
+            change = step / size
+            if step < _NOISE_TOL * residual_norm:
                 change = min(change, 0.0)
-        del residual
         previous = fitted
         path_over = penalty <= floor_rows
         if valid is not None:
@@ -835,21 +976,30 @@ def _fit_als(
                 denom = float(pred.square().sum())
                 weight = float(target @ pred) / denom if denom > 0 else 0.0
                 best = (error, ridges, float(np.clip(weight, 0.0, 1.0)))
-                since_best = 0
-            elif path_over or error > 1.05 * best[0]:
+                since_best = worse = 0
+            else:
                 since_best += 1
-            if since_best >= _RIDGE_PATIENCE or exact:
+                if path_over or error > 1.05 * best[0]:
+                    worse += 1
+            # A flat held-out error over a decade of ridges (once the
+            # low-rank part predicts the held-out entries at all: before, a
+            # flat error may only mean that their rows or columns have not
+            # been reached yet) says the ridge no longer matters.
+            flat = since_best >= plateau and best[0] < (1 - _IMPROVEMENT) * base
+            if worse >= _RIDGE_PATIENCE or flat or exact:
                 break
-        bar.set_postfix(
-            change=f"{change:.2e}", ridge=f"{ridge_rows:.1e}", refresh=False
-        )
-        bar.update(1)
+        if show:
+            bar.set_postfix(
+                change=f"{change:.2e}", ridge=f"{ridge_rows:.1e}", refresh=False
+            )
+            bar.update(1)
         if path_over and change < tol:
+            converged = True
             break
     bar.close()
     if valid is not None:
         return best[1], best[2], exact
-    return U, V, c, n_iter
+    return U, V, c, n_iter, losses, converged
 
 
 def _select_ridge(folds, rank, center, max_iter, tol, seed):
@@ -901,13 +1051,13 @@ def _floors(shrinkage, residual, U, V, rank, center):
     return max(noise_rows, _ridge(0.0, V)), max(noise_cols, _ridge(0.0, U))
 
 
-def _warn_if_underdetermined(entries, rank, center, shrinkage):
+def _warn_if_underdetermined(shape, nnz, rank, center, shrinkage):
     """Warn when a rank-``rank`` fit has more unknowns than observed entries."""
-    m, n = entries.shape
+    m, n = shape
     dof = _degrees_of_freedom(m, n, rank, center)
-    if shrinkage == 0 and entries.nnz < min(dof, m * n):
+    if shrinkage == 0 and nnz < min(dof, m * n):
         warn_user(
-            f"rank={rank} has {dof} degrees of freedom but only {entries.nnz} "
+            f"rank={rank} has {dof} degrees of freedom but only {nnz} "
             "entries are observed: the completion is not determined by the data "
             "and rests on the ridge chosen from held-out entries. Lower the "
             "rank, use rank='auto' (which only tries determined ranks) or set "
@@ -1081,7 +1231,6 @@ class _RankSearch:
 
     def _sweeps(self, train, valid, U, V, c):
         rank = V.shape[1]
-        X_cols = train.matrix(train.values, transpose=True)
         # The noise ridge of the warm start, then only ever falling (as in
         # _fit_als after its path).
         residual = train.residual(U, V, c)
@@ -1090,9 +1239,7 @@ class _RankSearch:
         exact = _EXACT * float(valid.values.square().mean())
         small = len(self.folds) > 1
         for _ in range(_SEARCH_SWEEPS * (4 if small else 1)):
-            U, V, c = _sweep(
-                train, U, V, c, floor_rows, floor_cols, self.center, X_cols
-            )
+            U, V, c = _sweep(train, U, V, c, floor_rows, floor_cols, self.center)
             residual = train.residual(U, V, c)
             noise_rows, noise_cols = _floors(0.0, residual, U, V, rank, self.center)
             floor_rows = min(floor_rows, noise_rows)
@@ -1128,22 +1275,12 @@ def _grow(entries, U, V, c, rank, seed):
     m, n = entries.shape
     # Rescaled by the sampling rate, like the spectral start, so that the new
     # components have the size of the signal they stand for.
-    residual = entries.residual(U, V, c) * (m * n / entries.nnz)
+    residual = entries.residual(U, V, c).mul_(m * n / entries.nnz)
     R = entries.matrix(residual)
-    gen = make_generator(seed + rank)
-    q = min(extra + 5, m, n)
-    Q = torch.randn(n, q, generator=gen, dtype=entries.dtype).to(entries.device)
-    Q = torch.linalg.qr(R @ Q).Q
     Rt = entries.matrix(residual, transpose=True)
     del residual
-    for _ in range(2):
-        Q = torch.linalg.qr(Rt @ Q).Q
-        Q = torch.linalg.qr(R @ Q).Q
-    B = (Rt @ Q).T
-    Ub, s, Vt = torch.linalg.svd(B, full_matrices=False)
-    root = s[:extra].sqrt()
-    U_new = (Q @ Ub[:, :extra]) * root
-    V_new = Vt[:extra].T * root
+    q = min(extra + 5, m, n)
+    U_new, V_new = spectral_factors(R, Rt, extra, q, 2, make_generator(seed + rank))
     return torch.cat([U, U_new], 1), torch.cat([V, V_new], 1).contiguous()
 
 
@@ -1179,7 +1316,7 @@ def _fit_svd(
     c = torch.zeros(n, dtype=dtype, device=device)
     gen = make_generator(seed)
     use_lowrank = rank + 10 < min(m, n) // 2
-    n_iter = 0
+    n_iter, losses, converged = 0, [], False
     bar = progress(max_iter, verbose, "SVDImputer (svd)")
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is returned
         if center:
@@ -1190,13 +1327,16 @@ def _fit_svd(
         Y_new = torch.where(observed, Y, low_rank + c)
         change = float((Y_new - Y).norm() / Y.norm().clamp(min=1e-300))
         Y = Y_new
+        # mean squared residual on the observed entries
+        losses.append(float((Y - low_rank - c)[observed].square().mean()))
         bar.set_postfix(change=f"{change:.2e}", refresh=False)
         bar.update(1)
         if change < tol:
+            converged = True
             break
     bar.close()
     root = s.sqrt()
-    return P * root, Qt.T * root, c, n_iter
+    return P * root, Qt.T * root, c, n_iter, losses, converged
 
 
 def _truncated_svd(Z, rank, randomized, gen):

@@ -199,25 +199,9 @@ def low_rank_svd(
     torch's process-wide generator). ``A`` may be a dense or sparse COO
     matrix; returns ``U, S, V`` with ``A ≈ U diag(S) Vᵀ``.
     """
-    m, n = A.shape[-2:]
-    if m < n:
-        A = A.mH
-    dtype = A.dtype if A.is_floating_point() else torch.get_default_dtype()
-    R = torch.randn(A.shape[-1], q, generator=generator, dtype=dtype).to(A.device)
-    Q = torch.linalg.qr(_matmul(A, R)).Q
-    for _ in range(niter):
-        Q = torch.linalg.qr(_matmul(A.mH, Q)).Q
-        Q = torch.linalg.qr(_matmul(A, Q)).Q
-    B = _matmul(Q.mH, A)
-    U, S, Vh = torch.linalg.svd(B, full_matrices=False)
-    U, V = Q.matmul(U), Vh.mH
-    if m < n:
-        U, V = V, U
-    return U, S, V
+    from ._linalg import low_rank_svd as _low_rank_svd
 
-
-def _matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    return torch.sparse.mm(A, B) if A.is_sparse else torch.matmul(A, B)
+    return _low_rank_svd(A, q, niter, generator)
 
 
 @contextlib.contextmanager

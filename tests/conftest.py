@@ -11,6 +11,7 @@ import torch
 from hypothesis import settings
 
 import sklearn_mc
+from sklearn_mc import _registry
 from sklearn_mc._base import BaseMatrixImputer
 
 torch.set_num_threads(1)
@@ -21,11 +22,20 @@ settings.register_profile("repeatable", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
-#: Settings that keep each estimator's fit small in tests (tiny matrices, few
-#: epochs). Keyed by class name; applied on top of the defaults.
-FAST_PARAMS: dict[str, dict] = {
-    "SVDImputer": {},
-    "KNNImputer": {},
+#: Marks a test that needs a CUDA device; it is skipped on machines without one
+#: (``pytest -m requires_cuda`` runs only those on a GPU machine).
+requires_cuda = pytest.mark.requires_cuda
+
+#: ``TEST_OVERRIDES[name][key] = DEFAULT``: the tests keep the class default
+#: for ``key`` although the ``--fast`` setting changes it.
+DEFAULT = object()
+
+#: How the tests tighten the command line's fast settings
+#: (``sklearn_mc._registry.FAST_PARAMS``, seconds on a small table) to theirs
+#: (tiny matrices, few epochs). Keyed by class name.
+TEST_OVERRIDES: dict[str, dict] = {
+    # the golden outputs were stored with SVD's default iteration cap
+    "SVDImputer": {"max_iter": DEFAULT},
     "SGDMFImputer": {
         "max_iter": 30,
         "alpha_decay": 0.8,
@@ -36,8 +46,25 @@ FAST_PARAMS: dict[str, dict] = {
     "AIRNetImputer": {"max_iter": 100, "learning_rate": 2e-2},
     "MLPImputer": {"max_iter": 30, "n_iter_no_change": 5},
     "DMFImputer": {"max_iter": 5},
-    "ChainedImputer": {"n_folds": 1, "max_iter": 3},
+    "ChainedImputer": {"max_iter": 3},
 }
+
+
+def _test_settings() -> dict[str, dict]:
+    table = {}
+    for name, cls in _registry.all_imputers():
+        settings = {
+            **_registry.FAST_PARAMS.get(name, {}),
+            **TEST_OVERRIDES.get(cls.__name__, {}),
+        }
+        table[cls.__name__] = {k: v for k, v in settings.items() if v is not DEFAULT}
+    return table
+
+
+#: Settings that keep each estimator's fit small in tests: the command line's
+#: fast settings with the test overrides above. Keyed by class name; applied
+#: on top of the defaults.
+FAST_PARAMS: dict[str, dict] = _test_settings()
 
 
 def all_imputer_classes():
@@ -57,6 +84,18 @@ def pytest_configure(config):
     config.addinivalue_line(
         "filterwarnings", "ignore::sklearn.exceptions.ConvergenceWarning"
     )
+    config.addinivalue_line(
+        "markers", "requires_cuda: needs a CUDA device (skipped without one)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; this machine has none")
+    for item in items:
+        if "requires_cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 def make_fast(cls, **overrides):

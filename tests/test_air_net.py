@@ -175,9 +175,8 @@ def test_bad_parameters(community, params, match):
         AIRNetImputer(**params).fit(X_missing)
 
 
+@pytest.mark.requires_cuda
 def test_cuda_path(community):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device on this machine")
     X, X_missing = community
     est = AIRNetImputer(learning_rate=1e-2, max_iter=400, device="cuda", random_state=0)
     out = est.fit_transform(X_missing)
@@ -222,3 +221,48 @@ def test_sparse_input_is_refused_with_the_reason(community):
     S = sp.csr_array((X_missing[rows, cols], (rows, cols)), shape=X_missing.shape)
     with pytest.raises(TypeError, match="AIRNetImputer does not accept sparse"):
         AIRNetImputer(max_iter=2).fit(S)
+
+
+class _DtypeProbe(AIRNetImputer):
+    """Records the dtype of the product seen during training."""
+
+    _monitor_interval = 1
+
+    def _monitor(self, n_iter, completion):
+        self.seen_dtypes_ = {*getattr(self, "seen_dtypes_", set()), completion.dtype}
+
+
+def test_training_is_float32_above_the_size_outputs_float64(community, monkeypatch):
+    import sklearn_mc._deep_linear as dl
+
+    _, X_missing = community
+    monkeypatch.setattr(dl, "FLOAT64_MAX_ENTRIES", 10)
+    est = _DtypeProbe(max_iter=3, random_state=0, device="cpu")
+    out = est.fit_transform(X_missing)
+    assert est.seen_dtypes_ == {torch.float32}
+    assert out.dtype == np.float64
+    assert est.laplacian_rows_.dtype == np.float64
+    np.testing.assert_allclose(est.laplacian_rows_.sum(axis=1), 0.0, atol=1e-12)
+
+
+def test_early_stopping_auto_follows_the_matrix_size(community, monkeypatch):
+    import sklearn_mc._air_net as air
+
+    _, X_missing = community
+    params = {"learning_rate": 1e-2, "max_iter": 60, "random_state": 0}
+    small = AIRNetImputer(**params).fit(X_missing)  # 36 x 24: below the size
+    assert small.validation_loss_curve_ == []
+    forced = AIRNetImputer(early_stopping=True, **params).fit(X_missing)
+    assert len(forced.validation_loss_curve_) == 60 // 10
+    monkeypatch.setattr(air, "AUTO_EARLY_STOPPING_SIZE", 100)
+    auto = AIRNetImputer(**params).fit(X_missing)
+    assert auto.validation_loss_curve_ == forced.validation_loss_curve_
+
+
+def test_early_stopping_ends_a_no_progress_fit(community):
+    _, X_missing = community
+    est = AIRNetImputer(
+        early_stopping=True, learning_rate=1e-12, tol=0.0, max_iter=5000, random_state=0
+    ).fit(X_missing)
+    assert est.stop_reason_ == "early_stopping"
+    assert est.n_iter_ <= 110

@@ -13,6 +13,7 @@ from sklearn_mc import ChainedImputer
 from sklearn_mc.datasets import make_mask
 
 FAST = [("extra_trees", ExtraTreesRegressor(n_estimators=10, n_jobs=1))]
+TREES20 = [("extra_trees", ExtraTreesRegressor(n_estimators=20, n_jobs=1))]
 
 
 def _nonlinear(n=300, seed=0):
@@ -29,6 +30,14 @@ def _linear(n=300, seed=0):
     rng = np.random.RandomState(seed)
     Z = rng.standard_normal((n, 2))
     return Z @ rng.standard_normal((2, 6)) + 0.1 * rng.standard_normal((n, 6))
+
+
+def _chain(n=300, seed=0):
+    """A chain of non-linear links: each column is a function of the previous."""
+    rng = np.random.RandomState(seed)
+    t = rng.uniform(-2, 2, n)
+    cols = [t, np.sin(2 * t), np.abs(t) - 1, t**2 - 1.3, np.tanh(3 * t), np.cos(t)]
+    return np.column_stack(cols) + 0.05 * rng.standard_normal((n, len(cols)))
 
 
 def _hide(X, rate=0.2, seed=1):
@@ -85,12 +94,29 @@ def test_selection_scores_are_errors_on_rehidden_entries():
 
 
 def test_transform_of_training_rows_matches_fit_transform():
-    X = _nonlinear(120)
-    X_missing, _ = _hide(X)
-    est = ChainedImputer(estimators=FAST, n_folds=1, random_state=0)
-    np.testing.assert_allclose(
-        est.fit_transform(X_missing), est.transform(X_missing), atol=1e-10
-    )
+    X = _chain(200)
+    X_missing, _ = _hide(X, rate=0.3)
+    est = ChainedImputer(estimators=TREES20, n_folds=2, random_state=0)
+    out = est.fit_transform(X_missing)
+    assert est.refine_estimators_  # the refinement rounds are replayed too
+    np.testing.assert_allclose(out, est.transform(X_missing), atol=1e-10)
+
+
+def test_refinement_rounds_are_chosen_by_held_out_error():
+    X = _chain(200)
+    X_missing, mask = _hide(X, rate=0.3)
+    est = ChainedImputer(estimators=TREES20, n_folds=2, max_refine=3, random_state=0)
+    out = est.fit_transform(X_missing)
+    scores = est.refine_scores_
+    # each kept round lowered the selection runs' held-out error
+    assert 2 <= len(scores) <= 4 and len(est.refine_estimators_) == len(scores) - 1
+    assert all(b < a for a, b in zip(scores, scores[1:], strict=False))
+    # and the rounds pay on the truly missing entries: trees refitted on their
+    # own completion (missForest) beat one tree stage on the linear chain
+    single = ChainedImputer(estimators=TREES20, n_folds=2, max_refine=0, random_state=0)
+    single_out = single.fit_transform(X_missing)
+    assert single.refine_estimators_ == [] and len(single.refine_scores_) == 1
+    assert _rmse(out, X, mask) < 0.97 * _rmse(single_out, X, mask)
 
 
 def test_column_complete_at_fit_is_imputed_in_new_rows():

@@ -236,9 +236,8 @@ def test_bad_parameters(low_rank, params, match):
         DeepMFImputer(**params).fit(X_missing)
 
 
+@pytest.mark.requires_cuda
 def test_cuda_path(low_rank):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device on this machine")
     X, X_missing = low_rank
     hidden = np.isnan(X_missing)
     est = DeepMFImputer(
@@ -265,3 +264,70 @@ def test_sparse_input_is_refused_with_the_reason(low_rank):
     S = sp.csr_array((X_missing[rows, cols], (rows, cols)), shape=X_missing.shape)
     with pytest.raises(TypeError, match="DeepMFImputer does not accept sparse"):
         DeepMFImputer(max_iter=2).fit(S)
+
+
+def test_masked_error_matches_the_autograd_expression():
+    # The fused loss (one dense buffer, hand-written backward) has the value
+    # and the gradients of the plain masked squared error.
+    from sklearn_mc._deep_linear import masked_error
+
+    factors = _factors(shape=(9, 6), depth=3, width=4, scale=1.0)
+    gen = torch.Generator().manual_seed(1)
+    weights = torch.rand(9, 6, generator=gen) < 0.6
+    target = torch.randn(9, 6, generator=gen, dtype=torch.float64) * weights
+    loss = masked_error(factors, target, ~weights, 0.25)
+    grads = torch.autograd.grad(loss, factors)
+    plain = ((product(factors) - target) ** 2 * weights).sum() * 0.25
+    expected = torch.autograd.grad(plain, factors)
+    torch.testing.assert_close(loss, plain)
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_chunked_entries_match_the_product():
+    from sklearn_mc._deep_linear import predict_entries_chunked
+
+    factors = _factors(shape=(9, 6), depth=3, width=4, scale=1.0)
+    rows = torch.tensor([0, 8, 3, 3, 5])
+    cols = torch.tensor([5, 0, 2, 3, 1])
+    with torch.no_grad():
+        expected = product(factors)[rows, cols]
+    torch.testing.assert_close(predict_entries_chunked(factors, rows, cols), expected)
+
+
+class _DtypeProbe(DeepMFImputer):
+    """Records the dtype of the product seen during training."""
+
+    _monitor_interval = 1
+
+    def _monitor(self, n_iter, completion):
+        self.seen_dtypes_ = {*getattr(self, "seen_dtypes_", set()), completion.dtype}
+
+
+def test_training_dtype_follows_the_matrix_size(low_rank, monkeypatch):
+    # float64 on small matrices (the papers' sizes), float32 above
+    # FLOAT64_MAX_ENTRIES; fitted attributes and outputs float64 either way.
+    import sklearn_mc._deep_linear as dl
+
+    _, X_missing = low_rank
+    small = _DtypeProbe(max_iter=3, random_state=0, device="cpu")
+    small.fit(X_missing)
+    assert small.seen_dtypes_ == {torch.float64}
+    monkeypatch.setattr(dl, "FLOAT64_MAX_ENTRIES", 10)
+    est = _DtypeProbe(max_iter=3, random_state=0, device="cpu")
+    out = est.fit_transform(X_missing)
+    assert est.seen_dtypes_ == {torch.float32}
+    assert out.dtype == np.float64
+    assert all(w.dtype == np.float64 for w in est.factors_)
+    assert est.components_.dtype == np.float64
+
+
+def test_no_progress_fit_stops_after_the_default_patience(low_rank):
+    # A step too small to change the held-out error: the default stopping
+    # rule (patience n_iter_no_change=100 iterations) ends the fit early,
+    # not at max_iter (the old patience, 500, ran 5x longer).
+    _, X_missing = low_rank
+    est = DeepMFImputer(learning_rate=1e-12, max_iter=10000, random_state=0)
+    est.fit(X_missing)
+    assert est.stop_reason_ == "early_stopping"
+    assert est.n_iter_ <= 110

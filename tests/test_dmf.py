@@ -350,3 +350,31 @@ def test_full_batch_memory_is_chunked(monkeypatch):
     monkeypatch.setattr(_dmf, "_ENTRY_CHUNK", 64)
     chunked = small(batch_size=None, max_iter=3, early_stopping=False)
     np.testing.assert_allclose(chunked.fit_transform(X), one, atol=1e-10)
+
+
+def test_delayed_gradient_and_all_vectors_without_copies():
+    # Issue 14 item 7: the cached side's delayed gradient reaches the weight
+    # without a weight-sized product, and the whole-side sparse matrices are
+    # built from the grouped entries as they are (no gather, no sort).
+    from sklearn_mc._dmf import _coalesced, _DelayedGradient, _Sparse
+
+    w = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(6, 3, dtype=torch.float64)
+    term = _DelayedGradient.apply(w, g)
+    assert float(term.detach()) == 0.0
+    (2.0 * term + (w**2).sum()).backward()
+    np.testing.assert_array_equal(w.grad.numpy(), (2.0 * g + 2.0 * w).detach())
+
+    rng = np.random.RandomState(0)
+    dense = rng.randn(9, 5) * (rng.rand(9, 5) < 0.6)
+    r, c = (torch.as_tensor(a) for a in np.nonzero(dense))
+    v = torch.as_tensor(dense[np.nonzero(dense)])
+    by_row, by_col = _Sparse(r, c, v, 9), _Sparse(c, r, v, 5)
+    for got, want in zip(
+        by_row.all_vectors(), by_row.gather(torch.arange(9)), strict=True
+    ):
+        assert torch.equal(torch.as_tensor(got), torch.as_tensor(want))
+    S, St = _coalesced(by_row, 9, 5), _coalesced(by_col, 5, 9)
+    assert S.is_coalesced() and St.is_coalesced()
+    np.testing.assert_array_equal(S.to_dense().numpy(), dense)
+    np.testing.assert_array_equal(St.to_dense().numpy(), dense.T)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.impute import KNNImputer as SklearnKNNImputer
 
 from sklearn_mc import KNNImputer
@@ -383,3 +384,85 @@ def test_ties_do_not_depend_on_the_other_rows_transformed():
     # The rule is scikit-learn's (np.argpartition over the donors).
     sk = SklearnKNNImputer().fit(X)
     np.testing.assert_allclose(est.transform(X), sk.transform(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "top, float32_exact, mode",
+    [
+        (5, True, torch.float32),  # small integers: one float32 product
+        (5, False, torch.float64),  # float32 not allowed: float64 product
+        (2**22, True, None),  # S + c n_common beyond 2**53: three products
+    ],
+)
+def test_packed_gram_sums_are_exact(top, float32_exact, mode):
+    import sklearn_mc._knn_rows as knn
+
+    rng = np.random.RandomState(3)
+    X = rng.randint(-top, top + 1, size=(30, 8)).astype(float)
+    X[rng.rand(*X.shape) < 0.3] = np.nan
+    mask = ~np.isnan(X)
+    A = np.nan_to_num(X)
+    cpu = torch.device("cpu")
+    train = knn.Train(X, mask, np.nanmean(X, 0), knn.grid(X[mask]), cpu, torch.float64)
+    assert knn.rows_on_grid(A, mask, train.grid, 8).all()
+    gram = knn.PackedGram(train, 0, float(top), float32_exact=float32_exact)
+    assert gram.dtype == mode
+    S, count = gram(torch.as_tensor(A), torch.as_tensor(mask))
+    # The difference form, one coordinate at a time, in exact integers.
+    diff = (A[:, None, :] - A[None, :, :]) ** 2
+    both = mask[:, None, :] & mask[None, :, :]
+    expected = np.where(both, diff, 0).astype(np.int64).sum(-1)
+    got = (S.double() * gram.unit2).numpy()
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(count.numpy(), both.sum(-1))
+
+
+def test_grid_rows_replay_ties_and_fall_back_like_sklearn(monkeypatch):
+    # Integers 1-5: many exact ties at the k-th donor between donors of
+    # different values (scikit-learn's argpartition decides them) and, with
+    # few candidates, many entries not certified from them. Both go through
+    # the full rows of the same exact distances.
+    import sklearn_mc._knn_rows as knn
+
+    rng = np.random.RandomState(8)
+    X = rng.randint(1, 6, size=(300, 12)).astype(float)
+    X[rng.rand(*X.shape) < 0.25] = np.nan
+    calls = {"replay": 0, "redo": 0}
+    replay, redo = knn._argpartition_rule, knn.select_exact
+
+    def spy_replay(*args):
+        calls["replay"] += 1
+        return replay(*args)
+
+    def spy_redo(*args, **kwargs):
+        calls["redo"] += 1
+        return redo(*args, **kwargs)
+
+    monkeypatch.setattr(knn, "_argpartition_rule", spy_replay)
+    monkeypatch.setattr(knn, "select_exact", spy_redo)
+    for weights in ("uniform", "distance"):
+        for n_cand, chunk in ((None, None), (3, 7)):
+            ours = KNNImputer(n_neighbors=5, weights=weights, device="cpu")
+            ours._search, ours._n_candidates, ours._chunk_rows = (
+                "candidates",
+                n_cand,
+                chunk,
+            )
+            theirs = SklearnKNNImputer(n_neighbors=5, weights=weights)
+            np.testing.assert_allclose(
+                ours.fit_transform(X), theirs.fit_transform(X), rtol=1e-12, atol=0
+            )
+    assert calls["replay"] > 0 and calls["redo"] > 0
+
+
+def test_grid_rows_with_wide_integers_like_sklearn():
+    # Integers near 2**22 on 8 columns: Gram sums exact in float64, but too
+    # wide to pack the common counts into the same product (three products).
+    rng = np.random.RandomState(9)
+    X = rng.randint(-(2**22), 2**22, size=(80, 8)).astype(float)
+    X[:, 0] = np.round(X[:, 0] / 2**20) * 2**20  # ties on a coarse column
+    X[rng.rand(*X.shape) < 0.3] = np.nan
+    ours, theirs = _pair(n_neighbors=3)
+    np.testing.assert_allclose(
+        ours.fit_transform(X), theirs.fit_transform(X), rtol=1e-12, atol=0
+    )

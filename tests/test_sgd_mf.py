@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from sklearn_mc import SGDMFImputer
 from sklearn_mc._optim import DivergenceError
@@ -248,7 +247,7 @@ def test_constant_data_needs_no_training():
     assert est.n_iter_ == 1
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.requires_cuda
 def test_cuda_fit_matches_cpu():
     X = make_low_rank(60, 40, 3, random_state=0)
     X_missing = _holes(X, 0.3, 1)
@@ -308,3 +307,48 @@ def test_penalty_path_advances_per_step_with_mini_batches():
     ).fit(X)
     ratio = (est.alpha_ - est.alpha) / (est1.alpha_ - est1.alpha)
     assert ratio == pytest.approx(0.99 ** (2 * steps))
+
+
+def test_sparse_products_use_sorted_entries_as_they_are():
+    # Issue 14 item 7: the sparse tensor of the (row-major, unique) training
+    # entries is flagged coalesced and uses the (2, nnz) index tensor without
+    # a copy; unsorted entries are still coalesced, to the same matrix.
+    import torch
+
+    from sklearn_mc._sgd_mf import _index_pair, _sparse
+
+    rng = np.random.RandomState(0)
+    dense = rng.randn(30, 7) * (rng.rand(30, 7) < 0.6)
+    r, c = np.nonzero(dense)
+    index = torch.as_tensor(np.stack([r, c]))
+    vals = torch.as_tensor(dense[r, c])
+    assert _index_pair(index[0], index[1]).data_ptr() == index.data_ptr()
+    S = _sparse(index[0], index[1], vals, dense.shape)
+    assert S.is_coalesced()
+    np.testing.assert_array_equal(S.to_dense().numpy(), dense)
+    order = torch.as_tensor(rng.permutation(r.size))
+    U = _sparse(index[0][order], index[1][order], vals[order], dense.shape)
+    assert U.is_coalesced()
+    np.testing.assert_array_equal(U.to_dense().numpy(), dense)
+
+
+def test_dense_fit_uses_the_entries_not_a_dense_scaled_copy(monkeypatch):
+    # The base hands SGDMF its scaled observed entries; the dense scaled copy
+    # of X (n_samples x n_features) is not made, and the fit is the sparse one.
+    import scipy.sparse as sp
+
+    from sklearn_mc._base import BaseMatrixImputer
+
+    X = make_low_rank(40, 12, 2, random_state=1)
+    X[make_mask(X.shape, "random", missing_rate=0.3, random_state=1)] = np.nan
+
+    def refuse(self, X):
+        raise AssertionError("dense scaled copy made")
+
+    monkeypatch.setattr(BaseMatrixImputer, "_scale", refuse)
+    dense = SGDMFImputer(max_iter=5, random_state=0).fit(X)
+    r, c = np.nonzero(~np.isnan(X))
+    S = sp.csr_array((X[r, c], (r, c)), shape=X.shape)
+    sparse = SGDMFImputer(max_iter=5, random_state=0).fit(S)
+    np.testing.assert_array_equal(dense.row_factors_, sparse.row_factors_)
+    np.testing.assert_array_equal(dense.components_, sparse.components_)

@@ -364,3 +364,83 @@ def test_stopping_at_max_iter_warns_convergence():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         SVDImputer(rank=3, random_state=0, device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("solver", ["als", "svd"])
+def test_fitted_history_matches_the_gradient_methods(solver):
+    # The same fitted attributes as the methods trained by _optim.train.
+    X = make_low_rank(30, 20, rank=3, random_state=0)
+    X[make_mask(X.shape, "random", missing_rate=0.4, random_state=0)] = np.nan
+    est = SVDImputer(rank=3, solver=solver, random_state=0).fit(X)
+    assert est.stop_reason_ == "converged"
+    assert est.best_iter_ == est.n_iter_ == len(est.loss_curve_) >= 2
+    assert est.validation_loss_curve_ == []
+    assert est.history_.n_iter == est.n_iter_
+    # the mean squared residual on the observed entries falls along the fit
+    assert np.all(np.isfinite(est.loss_curve_))
+    assert est.loss_curve_[-1] < 1e-3 * est.loss_curve_[0]
+    with pytest.warns(UserWarning):
+        short = SVDImputer(rank=3, solver=solver, max_iter=2, random_state=0).fit(X)
+    assert short.stop_reason_ == "max_iter"
+    assert short.n_iter_ == len(short.loss_curve_) == 2
+
+
+def test_column_means_fit_has_a_history():
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 6)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    with pytest.warns(UserWarning, match="rank_=0"):
+        est = SVDImputer(random_state=0).fit(X)
+    assert est.rank_ == 0
+    assert (est.n_iter_, est.stop_reason_, len(est.loss_curve_)) == (1, "converged", 1)
+
+
+def test_blocked_gram_solves_equal_the_one_shot_solve(monkeypatch):
+    # The row and column solves run in blocks of bounded entries (memory):
+    # bit for bit the same fit as one block.
+    import sklearn_mc._svd as svd
+
+    X, X_missing, _ = _low_rank_problem(n=90, m=40, rank=3, rate=0.5)
+    X_missing = X_missing + 0.01 * np.random.RandomState(0).randn(*X.shape)
+    one = SVDImputer(rank=3, random_state=0).fit_transform(X_missing)
+    monkeypatch.setattr(svd, "_CHUNK", 97)
+    monkeypatch.setattr(svd, "_BLOCK", 200)
+    blocked = SVDImputer(rank=3, random_state=0).fit_transform(X_missing)
+    np.testing.assert_array_equal(one, blocked)
+
+
+def test_ridge_selection_cost_is_proportional_to_a_tiny_problem(monkeypatch):
+    # A 4 x 4 fit at rank 1 used to follow every fold's whole penalty path
+    # (~400 sweeps) although the held-out error had been flat for a decade
+    # of ridges; the chosen ridge and weight do not change.
+    import sklearn_mc._svd as svd
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(4, 4)
+    X[0, 1] = X[2, 3] = np.nan
+    count = {"sweeps": 0}
+    real = svd._sweep
+
+    def counting(*args, **kwargs):
+        count["sweeps"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(svd, "_sweep", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = SVDImputer(rank=1, random_state=0).fit(X)
+    assert count["sweeps"] < 330
+    assert est.ridge_ == pytest.approx(0.1024983, rel=1e-6)
+    assert est.low_rank_weight_ == pytest.approx(0.9950485, rel=1e-6)
+
+
+def test_denormal_entries_are_scaled_before_denormals_are_flushed():
+    # Found by the fuzz suite: scaling the entries inside the fit context
+    # (which flushes denormals) turned a 1.8e-310 column into NaN.
+    X = np.array([[np.nan, 1.0], [1.76046779e-310, 2.0], [3e-310, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = SVDImputer(random_state=0).fit_transform(X)
+    assert np.isfinite(out).all()
+    assert out[1, 0] == X[1, 0] and out[2, 0] == X[2, 0]
+    assert 1e-310 <= out[0, 0] <= 3e-310

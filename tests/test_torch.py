@@ -40,7 +40,7 @@ def test_malformed_device_is_a_clear_error(name):
         resolve_device(name)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.requires_cuda
 def test_cuda_round_trip():
     t = to_tensor(np.arange(3.0), resolve_device("cuda"))
     assert t.is_cuda
