@@ -7,9 +7,9 @@ markdown tables and writes them to ``benchmarks/results/svd.md``:
    and fit time, SVDImputer (ALS with the true rank, automatic rank, the
    classical SVDimpute loop, SoftImpute shrinkage) beside scikit-learn's
    SimpleImputer / KNNImputer / IterativeImputer.
-2. Seed 004's case, 2000 x 2000 rank 8: error and time against the sampling
-   rate, and the lowest rate reaching relative error <= 1e-4 (information
-   limit: rank * (m + n - rank) / (m * n) = 0.80 %).
+2. The matrix-completion lecture's case, 2000 x 2000 rank 8: error and
+   time against the sampling rate, and the lowest rate reaching relative
+   error <= 1e-4 (information limit: rank * (m + n - rank) / (m * n) = 0.80 %).
 3. ``--readme``: the README's example (500 x 200 rank 5, 70 % missing) with
    ``rank="auto"``: chosen rank, error, wall and CPU time; ``--tiny``: CPU
    time of rank-1 fits on 4 x 4 matrices (the fixed cost of the ridge
@@ -135,7 +135,7 @@ def table_1000(quick: bool) -> str:
     return f"### {n} x {n}, rank 10, 20 % observed\n\n{text}\n\n{reason}\n"
 
 
-def table_seed_004(quick: bool) -> str:
+def table_lecture(quick: bool) -> str:
     n = 500 if quick else 2000
     rates = [0.06, 0.08] if quick else [0.008, 0.009, 0.010, 0.011, 0.0125, 0.015, 0.02]
     rows, lowest = [], None
@@ -162,7 +162,8 @@ def table_seed_004(quick: bool) -> str:
     )
     low = "none" if lowest is None else f"{100 * lowest:.2f} %"
     return (
-        f"### Seed 004: {n} x {n}, rank 8, SVDImputer(rank=8, tol=1e-9)\n\n{text}\n\n"
+        f"### Matrix-completion lecture: {n} x {n}, rank 8, "
+        f"SVDImputer(rank=8, tol=1e-9)\n\n{text}\n\n"
         f"Lowest sampling rate reaching relative error <= 1e-4: {low} "
         f"(information limit {100 * limit:.2f} %).\n"
     )
@@ -335,7 +336,7 @@ def main(argv=None):
         table_readme(),
         table_tiny(),
         table_1000(args.quick),
-        table_seed_004(args.quick),
+        table_lecture(args.quick),
         table_memory(args.threads),
     ]
     write_report("svd_quick" if args.quick else "svd", "\n\n".join(parts))

@@ -1,4 +1,4 @@
-"""SGDMFImputer: seed 001 reproduced, fold-in, the penalty path, divergence."""
+"""SGDMFImputer: Teoh's COMP6248 notes reproduced, fold-in, penalty path, divergence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sklearn_mc._optim import DivergenceError
 from sklearn_mc.datasets import make_low_rank, make_mask
 from sklearn_mc.metrics import relative_error, rmse
 
-# Seed 001: the 3 x 3 matrix, and the rank-2 truncated-SVD loss it reports.
+# Teoh's COMP6248 notes: the 3 x 3 matrix, and the rank-2 truncated-SVD loss it reports.
 A = np.array(
     [
         [0.3374, 0.6005, 0.1735],
@@ -20,7 +20,7 @@ A = np.array(
 )
 EY_LOSS = 0.12191
 
-#: the plain U Vᵀ model of the seed: no biases, no scaling, no penalty at the
+#: the plain U Vᵀ model of those notes: no biases, no scaling, no penalty at the
 #: end of the path. A quicker path and a larger step than the defaults keep the
 #: tests fast.
 PLAIN = dict(
@@ -47,7 +47,7 @@ def test_seed_constant_is_the_eckart_young_optimum():
     assert s[2] ** 2 == pytest.approx(EY_LOSS, rel=1e-3)
 
 
-def test_seed001_rank2_reaches_truncated_svd_loss():
+def test_teoh_rank2_reaches_truncated_svd_loss():
     est = SGDMFImputer(rank=2, **PLAIN, **FAST).fit(A)
     X_hat = est.reconstruct()
     np.testing.assert_allclose(X_hat, est.row_factors_ @ est.components_)
@@ -60,7 +60,7 @@ def test_seed001_rank2_reaches_truncated_svd_loss():
     np.testing.assert_array_equal(est.fit_transform(A), A)
 
 
-def test_seed001_masked_fits_the_observed_entries():
+def test_teoh_masked_fits_the_observed_entries():
     A_missing = A.copy()
     A_missing[1, 0] = A_missing[2, 1] = np.nan
     observed = ~np.isnan(A_missing)

@@ -8,22 +8,23 @@ from sklearn_mc import SVDImputer
 from sklearn_mc.datasets import make_low_rank, make_mask
 from sklearn_mc.metrics import relative_error
 
-# Seed 001's matrix and its rank-2 truncated-SVD loss (Eckart-Young).
+# The 3 x 3 matrix of Teoh's COMP6248 notes, and its rank-2 truncated-SVD loss
+# (Eckart-Young).
 A = np.array(
     [[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]]
 )
-SEED_001_LOSS = 0.12191088497638702
+TEOH_RANK2_LOSS = 0.12191088497638702
 
 
 @pytest.mark.parametrize("solver", ["als", "svd"])
-def test_seed_001_truncated_svd_loss(solver):
+def test_teoh_rank2_truncated_svd_loss(solver):
     est = SVDImputer(
         rank=2, center=False, scaling="none", solver=solver, random_state=0
     ).fit(A)
     # Project A on the learned right subspace: the best rank-2 approximation.
     Q = np.linalg.qr(est.components_.T)[0]
     loss = float(((A - A @ Q @ Q.T) ** 2).sum())
-    assert abs(loss - SEED_001_LOSS) < 1e-3
+    assert abs(loss - TEOH_RANK2_LOSS) < 1e-3
     np.testing.assert_allclose(est.singular_values_, [5.3339, 0.6959], atol=1e-3)
 
 
