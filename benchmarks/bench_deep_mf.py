@@ -29,17 +29,26 @@ on a shared machine (2 cores, several jobs at once).
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sklearn_mc import DeepMFImputer
-from sklearn_mc.datasets import make_low_rank
-from sklearn_mc.metrics import relative_error
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    Timer,
+    command,
+    environment,
+    load_average,
+    markdown_table,
+    report_path,
+    write_report,
+)
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from sklearn_mc import DeepMFImputer  # noqa: E402
+from sklearn_mc.datasets import make_low_rank  # noqa: E402
+from sklearn_mc.metrics import relative_error  # noqa: E402
 
 
 def problem(n_obs: int, seed: int = 0):
@@ -173,25 +182,32 @@ def ratings(names, n_threads: int = 2) -> str:
     for name in names:
         call = RATING_CASES[name]
         load = os.getloadavg()[0]
-        t0, c0 = time.perf_counter(), time.process_time()
-        if call is None:
-            means = np.nanmean(X_train, axis=0)
-            out = np.where(np.isnan(X_train), means, X_train)
-            n_iter = "–"
-        else:
-            names_ = {n: getattr(sklearn_mc, n) for n in sklearn_mc.__all__}
-            est = eval(call, names_)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out = est.fit_transform(X_train)
-            n_iter = f"{est.n_iter_} (best {getattr(est, 'best_iter_', '–')})"
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with Timer() as t:
+            if call is None:
+                means = np.nanmean(X_train, axis=0)
+                out = np.where(np.isnan(X_train), means, X_train)
+                n_iter = "–"
+            else:
+                names_ = {n: getattr(sklearn_mc, n) for n in sklearn_mc.__all__}
+                est = eval(call, names_)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out = est.fit_transform(X_train)
+                n_iter = f"{est.n_iter_} (best {getattr(est, 'best_iter_', '–')})"
         err = float(np.sqrt(np.mean((out.flat[hidden] - X.flat[hidden]) ** 2)))
         rows.append(
-            f"| {name} | {err:.4f} | {wall:.1f} | {cpu:.1f} | {cpu / n_threads:.1f} "
-            f"| {n_iter} | {load:.1f} |"
+            [
+                name,
+                f"{err:.4f}",
+                f"{t.wall:.1f}",
+                f"{t.cpu:.1f}",
+                f"{t.cpu / n_threads:.1f}",
+                n_iter,
+                f"{load:.1f}",
+            ]
         )
         print(rows[-1], flush=True)
+    stamp = environment()  # while the fits' thread count is still set
     torch.set_num_threads(sys_threads)
     return "\n".join(
         [
@@ -201,11 +217,21 @@ def ratings(names, n_threads: int = 2) -> str:
             f"{observed.size} ratings; RMSE on 10 % of them, hidden. Torch "
             f"{n_threads} threads; CPU = process CPU time (CPU / {n_threads} "
             "approximates an unshared 2-core wall time). Load = 1-min load "
-            "average at the start of each fit (2-core machine).",
+            f"average at the start of each fit. Command: {command()}. "
+            f"Environment: {stamp}.",
             "",
-            "| method | held-out RMSE | wall s | CPU s | CPU / 2 | iterations | load |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
+            markdown_table(
+                rows,
+                [
+                    "method",
+                    "held-out RMSE",
+                    "wall s",
+                    "CPU s",
+                    "CPU / 2",
+                    "iterations",
+                    "load",
+                ],
+            ),
             "",
         ]
     )
@@ -217,9 +243,7 @@ def memory(n_rows: int, names) -> str:
     Extra = ``ru_maxrss`` after the fit minus ``ru_maxrss`` with ``X`` built
     (so the import and ``X`` itself are not counted).
     """
-    import os
     import subprocess
-    import sys
 
     lines = [
         f"## Peak extra memory of fit_transform, {n_rows} x 50, 20 % missing",
@@ -227,13 +251,13 @@ def memory(n_rows: int, names) -> str:
         "One fresh process per estimator; ru_maxrss before and after the fit. "
         "Iterations are capped (max_iter=20): every buffer of the training "
         "loop exists from the first iteration on, so the peak is reached in "
-        "the first iterations. 2-core machine, load average "
-        f"{' / '.join(f'{v:.1f}' for v in os.getloadavg())} (1 / 5 / 15 min) "
-        "at the start: wall times are upper bounds, CPU times are fairer.",
+        f"the first iterations. Load average {load_average()} (1 / 5 / 15 min) "
+        "at the start: wall times are upper bounds, CPU times are fairer. "
+        f"Command: {command()}. Environment: {environment()}.",
         "",
-        "| estimator | call | extra MB | extra / X | wall s | CPU s |",
-        "|---|---|---|---|---|---|",
     ]
+    columns = ["estimator", "call", "extra MB", "extra / X", "wall s", "CPU s"]
+    rows = []
     for name in names:
         call = MEMORY_CASES[name]
         proc = subprocess.run(
@@ -243,17 +267,25 @@ def memory(n_rows: int, names) -> str:
             check=False,
         )
         if proc.returncode:
-            lines.append(f"| {name} | `{call}` | failed: {proc.stderr[-200:]} | | | |")
-            print(lines[-1], flush=True)
+            rows.append(
+                [name, f"`{call}`", f"failed: {proc.stderr[-200:]}", "", "", ""]
+            )
+            print(rows[-1], flush=True)
             continue
         nbytes, base, peak, wall, cpu = map(float, proc.stdout.split()[-5:])
         extra = peak - base
-        lines.append(
-            f"| {name} | `{call}` | {extra / 2**20:.0f} | {extra / nbytes:.1f}x "
-            f"| {wall:.0f} | {cpu:.0f} |"
+        rows.append(
+            [
+                name,
+                f"`{call}`",
+                f"{extra / 2**20:.0f}",
+                f"{extra / nbytes:.1f}x",
+                f"{wall:.0f}",
+                f"{cpu:.0f}",
+            ]
         )
-        print(lines[-1], flush=True)
-    return "\n".join(lines) + "\n"
+        print(rows[-1], flush=True)
+    return "\n".join([*lines, markdown_table(rows, columns)]) + "\n"
 
 
 def main(argv=None):
@@ -279,17 +311,13 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     if args.ratings is not None:
-        text = ratings(args.ratings or list(RATING_CASES))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "deep_ratings_100k.md").write_text(text)
-        print(text)
+        write_report("deep_ratings_100k", ratings(args.ratings or list(RATING_CASES)))
         return
     torch.set_num_threads(1)
     if args.memory:
-        text = memory(args.memory, args.memory_methods)
-        print(text)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"deep_memory_{args.memory}.md").write_text(text)
+        write_report(
+            f"deep_memory_{args.memory}", memory(args.memory, args.memory_methods)
+        )
         return
     if args.quick:
         sizes, depths, max_iter, shrinkages = [2000, 5000], [2, 3], 4000, [0.3, 1.0]
@@ -303,18 +331,18 @@ def main(argv=None):
         hidden = np.isnan(X_missing)
         row = {"observed": n_obs}
         for depth in depths:
-            t0 = time.perf_counter()
-            out, train_mse, n_iter = deep_mf(X_missing, depth, max_iter)
+            with Timer() as t:
+                out, train_mse, n_iter = deep_mf(X_missing, depth, max_iter)
             err = relative_error(X, out, hidden)
-            seconds = time.perf_counter() - t0
             row[f"depth {depth}"] = (
-                f"{err:.3g} (train MSE {train_mse:.0e}, {seconds:.0f} s)"
+                f"{err:.3g} (train MSE {train_mse:.0e}, {t.wall:.0f} s, "
+                f"CPU {t.cpu:.0f} s)"
             )
             curves[depth].append(err)
             print(f"n_obs={n_obs} depth={depth}: {err:.4g}", flush=True)
-        t0 = time.perf_counter()
-        (err, lam), which = nuclear_norm(X, X_missing, hidden, shrinkages)
-        row["nuclear norm"] = f"{err:.3g} (λ={lam:g}, {time.perf_counter() - t0:.0f} s)"
+        with Timer() as t:
+            (err, lam), which = nuclear_norm(X, X_missing, hidden, shrinkages)
+        row["nuclear norm"] = f"{err:.3g} (λ={lam:g}, {t.wall:.0f} s)"
         curves["nuclear"].append(err)
         means = np.nan_to_num(np.nanmean(X_missing, axis=0))
         mean_fill = np.where(hidden, means, X_missing)
@@ -322,9 +350,6 @@ def main(argv=None):
         row["column means"] = f"{curves['mean'][-1]:.3g}"
         rows.append(row)
         print(f"n_obs={n_obs} nuclear norm ({which}): {err:.4g}", flush=True)
-    header = list(rows[0])
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     text = "\n".join(
         [
             "# DeepMFImputer: Arora et al. (2019), 100 x 100 rank 5",
@@ -332,19 +357,18 @@ def main(argv=None):
             "Relative error ‖X̂ − X*‖_F / ‖X*‖_F on the unobserved entries; "
             f"DeepMF: grouprmsprop lr 3e-2, init 1e-4, {max_iter} iterations; "
             f"nuclear norm: {which} (SoftImpute), best λ of {shrinkages}. "
-            "Shared 2-core machine; times are wall-clock."
-            + (" Quick run." if args.quick else ""),
+            "Times are wall-clock seconds (upper bounds on a shared machine) "
+            "and the process's CPU seconds." + (" Quick run." if args.quick else ""),
             "",
-            *table,
+            f"Command: {command()}. Environment: {environment()}.",
+            "",
+            markdown_table(rows, list(rows[0])),
             "",
         ]
     )
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     # A quick run must not overwrite the full run's table and figure.
-    stem = "deep_mf_quick" if args.quick else "deep_mf"
-    (RESULTS / f"{stem}.md").write_text(text)
-    plot(sizes, curves, RESULTS / f"{stem}.png")
+    write_report("deep_mf", text, quick=args.quick)
+    plot(sizes, curves, report_path("deep_mf", quick=args.quick, suffix=".png"))
 
 
 def plot(sizes, curves, path):

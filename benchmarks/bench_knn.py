@@ -95,7 +95,12 @@ def compare(args) -> str:
         X = problem(n_rows, n_cols, 0.2, kind)
         with threadpool_limits(args.threads):
             ours_wall, ours_cpu, ours = timed(
-                lambda: KNNImputer(weights=args.weights, device="cpu"), X, args.repeat
+                # scikit-learn's rule: no shrinkage toward the column mean
+                lambda: KNNImputer(
+                    weights=args.weights, mean_shrinkage=None, device="cpu"
+                ),
+                X,
+                args.repeat,
             )
             sk_wall, sk_cpu, theirs = timed(
                 lambda: SklearnKNNImputer(weights=args.weights), X, args.repeat

@@ -43,7 +43,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import environment, markdown_table, write_report  # noqa: E402
+from _common import (  # noqa: E402
+    Timer,
+    command,
+    environment,
+    markdown_table,
+    write_report,
+)
 
 SIZES = {
     "100k": (943, 1682, 100_000),
@@ -137,12 +142,9 @@ def _sklearn_mc(name, train, test):
     rng = np.random.RandomState(SEED)
     rows = rng.randint(0, S.shape[0], 10**6)
     cols = rng.randint(0, S.shape[1], 10**6)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    est.predict_entries(rows, cols)
-    extra = {
-        "predict 1e6 (s)": time.perf_counter() - start,
-        "predict 1e6 CPU (s)": time.process_time() - cpu_start,
-    }
+    with Timer() as t:
+        est.predict_entries(rows, cols)
+    extra = {"predict 1e6 (s)": t.wall, "predict 1e6 CPU (s)": t.cpu}
     if hasattr(est, "n_iter_"):
         extra["n_iter"] = est.n_iter_
     return pred, extra
@@ -156,23 +158,20 @@ def worker(method: str, data_path: str, out_path: str, threads: int) -> None:
         train = {k[3:]: f[k] for k in f.files if k.startswith("tr_")}
         test = {k[3:]: f[k] for k in f.files if k.startswith("te_")}
     rss_before = _rss_mb()
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    if method == "item mean":
-        pred, extra = _item_mean(train, test)
-    elif method == "torch biased MF":
-        pred, extra = _torch_biased_mf(train, test)
-    elif method == "surprise SVD":
-        pred, extra = _surprise_svd(train, test)
-    else:
-        pred, extra = _sklearn_mc(method, train, test)
-    seconds = time.perf_counter() - start
-    cpu_seconds = time.process_time() - cpu_start
+    with Timer() as t:
+        if method == "item mean":
+            pred, extra = _item_mean(train, test)
+        elif method == "torch biased MF":
+            pred, extra = _torch_biased_mf(train, test)
+        elif method == "surprise SVD":
+            pred, extra = _surprise_svd(train, test)
+        else:
+            pred, extra = _sklearn_mc(method, train, test)
     rmse = float(np.sqrt(np.mean((pred - test["values"]) ** 2)))
     result = {
         "method": method,
-        "fit + predict (s)": seconds,
-        "CPU time (s)": cpu_seconds,
+        "fit + predict (s)": t.wall,
+        "CPU time (s)": t.cpu,
         "held-out RMSE": rmse,
         "RSS before fit (MB)": rss_before,
         "peak RSS (MB)": _rss_mb(),
@@ -197,15 +196,14 @@ def make_data(size: str, path: Path) -> dict:
     from sklearn_mc.datasets import make_ratings
 
     n_users, n_items, n_ratings = SIZES[size]
-    start = time.perf_counter()
-    S = make_ratings(
-        n_users,
-        n_items,
-        density=n_ratings / (n_users * n_items),
-        output="sparse",
-        random_state=SEED,
-    )
-    seconds = time.perf_counter() - start
+    with Timer() as t:
+        S = make_ratings(
+            n_users,
+            n_items,
+            density=n_ratings / (n_users * n_items),
+            output="sparse",
+            random_state=SEED,
+        )
     train, test = ObservedEntries.from_sparse(S).split(0.1, random_state=SEED)
     np.savez(
         path,
@@ -218,7 +216,7 @@ def make_data(size: str, path: Path) -> dict:
         te_values=test.values,
         te_shape=np.array(test.shape),
     )
-    return {"nnz": S.nnz, "n_train": train.n_observed, "seconds": seconds}
+    return {"nnz": S.nnz, "n_train": train.n_observed, "seconds": t.wall}
 
 
 def main(argv=None) -> None:
@@ -309,8 +307,7 @@ def main(argv=None) -> None:
             f"# Synthetic ML-{args.size.upper()}-like ratings "
             f"({n_users} x {n_items}, {info['nnz']} ratings, 10 % held out)",
             "",
-            f"`python benchmarks/bench_ratings.py --size {args.size} "
-            f"--threads {args.threads}`; {environment()}. Generating the sparse "
+            f"{command(argv, __file__)}; {environment()}. Generating the sparse "
             f"matrix took {info['seconds']:.1f} s. Load average (1 min) "
             f"before / after the fits: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
             "on this machine: where it exceeds the thread count, other jobs "

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -38,8 +36,11 @@ from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    Timer,
+    command,
     environment,
     fancyimpute_or_reason,
+    load_average,
     markdown_table,
     timed,
     write_report,
@@ -214,8 +215,7 @@ def table_memory(threads: int) -> str:
 
 
 def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} / {five:.1f} (1 / 5 min) when the table was made"
+    return f"load average {load_average()} (1 / 5 / 15 min) when the table was made"
 
 
 def table_tiny() -> str:
@@ -227,11 +227,10 @@ def table_tiny() -> str:
             rng = np.random.RandomState(seed)
             X = rng.randn(4, 1) @ rng.randn(1, 4) + noise * rng.randn(4, 4)
             X[rng.rand(4, 4) < 0.25] = np.nan
-            start = time.process_time()
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), Timer() as t:
                 warnings.simplefilter("ignore")
                 est = SVDImputer(rank=1, random_state=0).fit(X)
-            cpu.append(time.process_time() - start)
+            cpu.append(t.cpu)
             n_iter.append(est.n_iter_)
         rows.append(
             {
@@ -255,14 +254,14 @@ def table_readme() -> str:
     X = make_low_rank(500, 200, rank=5, random_state=0)
     hidden = make_mask(X.shape, "random", missing_rate=0.7, random_state=0)
     X_missing = np.where(hidden, np.nan, X)
-    cpu, wall = time.process_time(), time.time()
-    est = SVDImputer(random_state=0)
-    out = est.fit_transform(X_missing)
+    with Timer() as t:
+        est = SVDImputer(random_state=0)
+        out = est.fit_transform(X_missing)
     row = {
         "rank_": est.rank_,
         "max abs error": float(np.abs(out - X)[hidden].max()),
-        "wall (s)": time.time() - wall,
-        "CPU (s)": time.process_time() - cpu,
+        "wall (s)": t.wall,
+        "CPU (s)": t.cpu,
     }
     text = markdown_table([row], list(row))
     return (
@@ -284,9 +283,8 @@ def table_ratings() -> str:
     values = np.clip(np.round(3 + 0.9 * (signal + 0.5 * rng.randn(r.size))), 1, 5)
     test = rng.rand(r.size) < 0.1
     S = sp.csr_array((values[~test], (r[~test], c[~test])), shape=(n_users, n_items))
-    cpu, wall = time.process_time(), time.time()
-    est = SVDImputer(random_state=0).fit(S)
-    seconds = time.time() - wall
+    with Timer() as t:
+        est = SVDImputer(random_state=0).fit(S)
     pred = est.predict_entries(r[test], c[test])
     rmse = float(np.sqrt(((pred - values[test]) ** 2).mean()))
     col_mean = np.bincount(c[~test], values[~test], n_items) / np.maximum(
@@ -297,8 +295,8 @@ def table_ratings() -> str:
         "rank_": est.rank_,
         "held-out RMSE": rmse,
         "item-mean RMSE": base,
-        "fit wall (s)": seconds,
-        "fit CPU (s)": time.process_time() - cpu,
+        "fit wall (s)": t.wall,
+        "fit CPU (s)": t.cpu,
     }
     text = markdown_table([row], list(row))
     return (
@@ -317,7 +315,10 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="only the 4 x 4 fits")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    parts = ["## SVDImputer benchmark", f"Machine: {environment()}."]
+    parts = [
+        "## SVDImputer benchmark",
+        f"Command: {command()}. Machine: {environment()}.",
+    ]
     only = [
         name for name in ("readme", "tiny", "memory", "ratings") if getattr(args, name)
     ]
@@ -339,7 +340,7 @@ def main(argv=None):
         table_lecture(args.quick),
         table_memory(args.threads),
     ]
-    write_report("svd_quick" if args.quick else "svd", "\n\n".join(parts))
+    write_report("svd", "\n\n".join(parts), quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ rate; ``--methods`` / ``--tables`` / ``--patterns`` / ``--rates`` /
 ``--seeds`` to choose; ``--timing`` for the fit-time comparison on a
 20,000 x 20 table). Writes ``benchmarks/results/tabular.md`` (all tables),
 ``benchmarks/results/tabular_rank.png`` (mean rank per method),
-``benchmarks/results/tabular_raw.json`` (every fit) and prints the tables.
+``benchmarks/results/tabular_raw.json`` (every fit) and prints the tables;
+``--quick`` writes ``tabular_quick.*`` and ``tabular_quick_raw.json``
+instead, so that it never replaces the full run's files.
 
 Tables (no downloads: each ships inside an installable package):
 scikit-learn's ``load_diabetes``, ``load_wine``, ``load_breast_cancer``,
@@ -51,11 +53,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 from _common import (  # noqa: E402
-    RESULTS,
+    Timer,
     environment,
     fancyimpute_or_reason,
     markdown_table,
+    report_path,
     write_report,
 )
 
@@ -202,7 +206,7 @@ def run(args) -> list[dict]:
     if args.tables:
         tables = {k: tables[k] for k in args.tables}
     methods, notes = make_methods(args.methods)
-    raw_path = RESULTS / args.raw[0]
+    raw_path = _common.RESULTS / args.raw[0]
     records = []
     if args.resume and raw_path.exists():
         records = json.loads(raw_path.read_text())["records"]
@@ -294,22 +298,20 @@ def _fit_one(estimator, X, X_missing, hidden) -> dict:
     """Fit ``estimator`` on ``X_missing``; its RMSE on the hidden entries."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        start, cpu = time.perf_counter(), time.process_time()
-        out = estimator.fit_transform(X_missing.copy())
-        fit_s = time.perf_counter() - start
-        cpu_s = time.process_time() - cpu
+        with Timer() as t:
+            out = estimator.fit_transform(X_missing.copy())
     out = np.asarray(out, dtype=np.float64)
     err = out[hidden] - X[hidden]
     return {
-        "fit_s": fit_s,
-        "cpu_s": cpu_s,
+        "fit_s": t.wall,
+        "cpu_s": t.cpu,
         "rmse": float(np.sqrt(np.mean(err**2))),
         "load": os.getloadavg()[0],
     }
 
 
 # ----------------------------------------------------------------- report
-def report(records: list[dict], notes: list[str]) -> str:
+def report(records: list[dict], notes: list[str], *, quick: bool = False) -> str:
     keys = ("table", "pattern", "rate", "seed", "method")
     records = list({tuple(r[k] for k in keys): r for r in records}.values())
     ok = [r for r in records if "rmse" in r]
@@ -430,8 +432,9 @@ def report(records: list[dict], notes: list[str]) -> str:
             )
     lines += _full_cell_ranks(ok, methods)
     lines += _versus_mean(ok, methods)
-    plot_ranks(rows)
-    lines += ["", "![mean rank per method](tabular_rank.png)"]
+    plot = report_path("tabular_rank", quick=quick, suffix=".png")
+    plot_ranks(rows, plot)
+    lines += ["", f"![mean rank per method]({plot.name})"]
     return "\n".join(lines)
 
 
@@ -513,7 +516,7 @@ def _versus_mean(ok, methods) -> list[str]:
     ]
 
 
-def plot_ranks(rows):
+def plot_ranks(rows, path: Path):
     try:
         import matplotlib
 
@@ -527,7 +530,7 @@ def plot_ranks(rows):
     ax.barh(names, [r["mean rank (all)"] for r in rows][::-1], color="tab:blue")
     ax.set_xlabel("mean rank (1 = best), all tables, patterns, rates, seeds")
     fig.tight_layout()
-    fig.savefig(RESULTS / "tabular_rank.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
@@ -559,12 +562,10 @@ def timing(n_rows: int = 20000, n_cols: int = 20) -> str:
         ),
         ("ChainedImputer", ChainedImputer(random_state=0)),
     ]:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), Timer() as t:
             warnings.simplefilter("ignore")
-            start, cpu = time.perf_counter(), time.process_time()
             out = est.fit_transform(X_missing)
-            seconds = time.perf_counter() - start
-            cpu = time.process_time() - cpu
+        seconds, cpu = t.wall, t.cpu
         err = float(np.sqrt(np.mean((out[hidden] - X[hidden]) ** 2)))
         load = os.getloadavg()[0]
         rows.append(
@@ -625,9 +626,10 @@ def main(argv=None):
     parser.add_argument(
         "--raw",
         nargs="*",
-        default=["tabular_raw.json"],
-        help="raw results files under results/ (a run writes the first; the "
-        "report merges all)",
+        default=None,
+        help="raw results files under results/ or absolute paths (a run writes "
+        "the first; the report merges all); default tabular_raw.json, "
+        "tabular_quick_raw.json with --quick",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -639,15 +641,17 @@ def main(argv=None):
         return
     if args.quick:
         args.seeds, args.rates = [0], [0.2]
+    if not args.raw:
+        args.raw = [report_path("tabular", quick=args.quick, suffix="_raw.json").name]
     if args.report_only:
         records, notes = [], []
         for name in args.raw:
-            data = json.loads((RESULTS / name).read_text())
+            data = json.loads((_common.RESULTS / name).read_text())
             records += data["records"]
             notes += [n for n in data["notes"] if n not in notes]
     else:
         records, notes = run(args)
-    write_report("tabular", report(records, notes))
+    write_report("tabular", report(records, notes, quick=args.quick), quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ observed entries. The candidate set here is kept small and bounded so that a
 fit costs a few times scikit-learn's ``IterativeImputer(BayesianRidge())``:
 the chained Bayesian ridge completion itself, extremely randomised trees (the
 missForest stand-in) and k-nearest-neighbour regression fitted on top of it,
-and the average of any subset of them.
+and the average of any subset of them; the result is then blended, per
+column and by held-out error, with a low-rank completion (a soft-thresholded
+SVD, Mazumder, Hastie and Tibshirani's SoftImpute).
 """
 
 from __future__ import annotations
@@ -39,6 +41,22 @@ REFINE_GAIN = 0.01
 #: trees of the default extra-trees candidate in the selection runs: they
 #: compare model kinds, which fewer trees tell apart at a fraction of the cost.
 SELECTION_TREES = 20
+#: shrinkage of the low-rank completion, as shares of the largest singular
+#: value of the mean-filled standardised table; the selection runs choose one
+#: by held-out error (0.02 is fancyimpute's default; below it the iteration
+#: budget, not the shrinkage, decides the fit).
+LOW_RANK_SHRINKAGE = (0.2, 0.1, 0.05, 0.02)
+#: iterations and relative tolerance of the soft-thresholded SVD (the settings
+#: of fancyimpute's SoftImpute: a fixed budget from the mean fill, which also
+#: regularises).
+LOW_RANK_ITER = 100
+LOW_RANK_TOL = 1e-3
+#: weights of the low-rank completion in a column's blend with the chained
+#: completion; the selection runs choose one per column.
+LOW_RANK_WEIGHTS = (0.0, 0.5, 1.0)
+#: bound on the entries of the batched per-row systems of the low-rank
+#: completion (rows per batch x n_features**2).
+SOLVE_ENTRIES = 2**21
 
 
 def default_estimators(n_estimators: int = 50) -> list[tuple[str, object]]:
@@ -98,10 +116,18 @@ class ChainedImputer(BaseMatrixImputer):
     lowers their error by more than 1 % (a stopping rule on held-out error,
     where missForest stops when the change between rounds grows).
 
+    Last, with ``low_rank``, each column's missing entries may be blended
+    with a low-rank completion of the table: a soft-thresholded SVD
+    (SoftImpute: Mazumder, Hastie and Tibshirani, "Spectral Regularization
+    Algorithms for Learning Large Incomplete Matrices", JMLR 2010), its
+    shrinkage and each column's weight (0, 1/2 or 1) chosen on the same
+    re-hidden entries, so that a column takes it only where it lowers their
+    error.
+
     :meth:`transform` completes new rows one by one with the fitted models:
     column means, the stored linear rounds, each column's chosen models,
-    then the refinement rounds. ``fit_transform`` returns the same
-    completion for the training rows.
+    then the refinement rounds, then the low-rank blend. ``fit_transform``
+    returns the same completion for the training rows.
 
     Read more in the :ref:`User Guide <chained>`.
 
@@ -115,6 +141,14 @@ class ChainedImputer(BaseMatrixImputer):
         rows) and distance-weighted
         10-nearest-neighbour regression. An empty list keeps the
         linear completion (chained Bayesian ridge only).
+    low_rank : bool, default=True
+        Blend each column, where the selection runs' held-out error says so,
+        with a soft-thresholded SVD completion of the standardised table (at
+        most ``LOW_RANK_ITER`` iterations from the column means, on at most
+        ``max_fit_rows`` rows; shrinkage among ``LOW_RANK_SHRINKAGE``; weight
+        among ``LOW_RANK_WEIGHTS``), each row completed as the fixed point of
+        the shrunken projection given its observed entries. False gives the
+        chained completion alone.
     max_iter : int, default=10
         Maximum number of rounds of the linear chained equations.
     tol : float, default=1e-5
@@ -186,6 +220,24 @@ class ChainedImputer(BaseMatrixImputer):
     refine_estimators_ : list of list of dict
         Per refinement round, per column, the refitted models by name (empty
         for columns without missing entries at fit).
+    low_rank_scores_ : dict
+        Mean squared error on all re-hidden entries of the low-rank
+        completion alone, per shrinkage (share of the largest singular
+        value); empty where it was not tried.
+    low_rank_shrinkage_ : float or None
+        The shrinkage chosen (None where the low-rank completion was not
+        tried).
+    low_rank_weights_ : ndarray of shape (n_features,)
+        Per column, the weight of the low-rank completion in the blend of its
+        missing entries (0: the chained completion alone).
+    low_rank_blend_scores_ : list of dict
+        Per column, the mean squared error on the re-hidden entries (after
+        the refinement rounds) of each weight (empty where too few were
+        hidden).
+    low_rank_map_ : ndarray of shape (n_features, n_features) or None
+        The shrunken projection ``V diag(max(d - lambda, 0) / d) V.T`` of the
+        fitted soft-thresholded SVD (standardised units); None where no
+        column uses the low-rank completion.
     imputation_order_ : ndarray of int
         The order in which columns are imputed within a round.
     n_iter_ : int
@@ -208,7 +260,11 @@ class ChainedImputer(BaseMatrixImputer):
     candidate), each ``max_iter`` rounds of Bayesian ridge, one fit of every
     candidate per column and up to ``max_refine`` (selection runs: one more)
     rounds of refitting each column's chosen models, on at most
-    ``max_fit_rows`` rows each. Memory: the data, a few copies of it, and the
+    ``max_fit_rows`` rows each. The low-rank blend adds one
+    soft-thresholded SVD per shrinkage per selection run and one at fit,
+    each at most ``LOW_RANK_ITER`` eigendecompositions of an
+    ``n_features``-square Gram matrix, and one ``n_features``-square solve
+    per row with missing entries. Memory: the data, a few copies of it, and the
     fitted models (the trees and the neighbour index grow with
     ``max_fit_rows``, not with the number of rows).
 
@@ -241,6 +297,7 @@ class ChainedImputer(BaseMatrixImputer):
         "selection_rows": [Interval(Integral, 2, None, closed="left")],
         "max_fit_rows": [Interval(Integral, 2, None, closed="left"), None],
         "max_refine": [Interval(Integral, 0, None, closed="left")],
+        "low_rank": ["boolean"],
     }
 
     _scaling = "standard"
@@ -256,6 +313,7 @@ class ChainedImputer(BaseMatrixImputer):
         selection_rows=1000,
         max_fit_rows=2000,
         max_refine=3,
+        low_rank=True,
         missing_values=np.nan,
         keep_empty_features=False,
         add_indicator=False,
@@ -273,6 +331,7 @@ class ChainedImputer(BaseMatrixImputer):
         self.selection_rows = selection_rows
         self.max_fit_rows = max_fit_rows
         self.max_refine = max_refine
+        self.low_rank = low_rank
         self.missing_values = missing_values
         self.keep_empty_features = keep_empty_features
         self.add_indicator = add_indicator
@@ -306,7 +365,9 @@ class ChainedImputer(BaseMatrixImputer):
         if self.verbose:
             print(
                 f"[ChainedImputer] chosen models: {self.chosen_}; refinement "
-                f"rounds: {n_refine} (held-out MSE by round: {self.refine_scores_})"
+                f"rounds: {n_refine} (held-out MSE by round: {self.refine_scores_}); "
+                f"low-rank shrinkage {self.low_rank_shrinkage_}, weights "
+                f"{self.low_rank_weights_.tolist()}"
             )
         settings = self._fit_settings(rng)
         linear, completion, fitted = _run(
@@ -318,7 +379,25 @@ class ChainedImputer(BaseMatrixImputer):
             _refine(completion, mask, self.chosen_, candidates, settings)
             for _ in range(n_refine)
         ]
+        self.low_rank_map_ = None
+        if self.low_rank_weights_.any():
+            # drawn last: the chained fit above keeps its random stream
+            rows = np.arange(n_samples)
+            if self.max_fit_rows is not None and n_samples > self.max_fit_rows:
+                rows = np.sort(rng.choice(n_samples, self.max_fit_rows, replace=False))
+            self.low_rank_map_ = _soft_impute_map(
+                X[rows], mask[rows], self.low_rank_shrinkage_
+            )
+            self._blend(completion, X, mask)
         return completion
+
+    def _blend(self, completion, X, mask):
+        """Blend, in place, each column's missing entries with the low-rank map's."""
+        low = _low_rank_complete(X, mask, self.low_rank_map_)
+        for j in np.flatnonzero(self.low_rank_weights_):
+            at = ~mask[:, j]
+            weight = self.low_rank_weights_[j]
+            completion[at, j] = (1 - weight) * completion[at, j] + weight * low[at, j]
 
     def _fit_settings(self, rng):
         return dict(
@@ -336,6 +415,8 @@ class ChainedImputer(BaseMatrixImputer):
         runs' completions (chosen options) while their error on the
         re-hidden entries falls by more than ``REFINE_GAIN``.
 
+        Then, with ``low_rank``, the low-rank blend (``_select_low_rank``).
+
         Returns the choices, their scores and the held-out mean squared error
         (all re-hidden entries) after 0, 1, ... refinement rounds.
         """
@@ -344,7 +425,7 @@ class ChainedImputer(BaseMatrixImputer):
         counts = np.zeros(n_features)
         every = [name for name, _ in candidates]
         runs = []
-        if n_features >= 2 and len(options) > 1:
+        if n_features >= 2 and (len(options) > 1 or self.low_rank):
             for _ in range(self.n_folds):
                 rows = np.arange(n_samples)
                 if n_samples > self.selection_rows:
@@ -388,12 +469,68 @@ class ChainedImputer(BaseMatrixImputer):
             best = min(options, key=lambda c: sq_err[c][j])
             chosen.append(best)
             scores.append(score)
-        return chosen, scores, self._select_refine(runs, chosen, candidates, rng)
+        errors, completions = self._select_refine(runs, chosen, candidates, rng)
+        self._select_low_rank(runs, completions, n_features)
+        return chosen, scores, errors
+
+    def _select_low_rank(self, runs, completions, n_features):
+        """The low-rank shrinkage, then each column's weight, on re-hidden entries.
+
+        Each selection run's table is completed by a soft-thresholded SVD at
+        every shrinkage of ``LOW_RANK_SHRINKAGE``; the one with the least
+        error on all re-hidden entries is kept. Then, per column, the weight
+        of ``LOW_RANK_WEIGHTS`` whose blend with the runs' final completions
+        (chosen options, refinement rounds) has the least error on that
+        column's re-hidden entries (0 below ``MIN_VALIDATION_ENTRIES``).
+        """
+        self.low_rank_scores_, self.low_rank_shrinkage_ = {}, None
+        self.low_rank_weights_ = np.zeros(n_features)
+        self.low_rank_blend_scores_ = [{} for _ in range(n_features)]
+        if not (self.low_rank and runs):
+            return
+        paths = [
+            [
+                _low_rank_complete(sub_X, train, _soft_impute_map(sub_X, train, s))
+                for s in LOW_RANK_SHRINKAGE
+            ]
+            for sub_X, train, _, _ in runs
+        ]
+        n_hidden = sum(hide.sum() for _, _, hide, _ in runs)
+        errors = [
+            sum(
+                np.sum((path[k][hide] - sub_X[hide]) ** 2)
+                for path, (sub_X, _, hide, _) in zip(paths, runs, strict=True)
+            )
+            / n_hidden
+            for k in range(len(LOW_RANK_SHRINKAGE))
+        ]
+        self.low_rank_scores_ = dict(
+            zip(LOW_RANK_SHRINKAGE, map(float, errors), strict=True)
+        )
+        best = int(np.argmin(errors))
+        self.low_rank_shrinkage_ = LOW_RANK_SHRINKAGE[best]
+        for j in range(n_features):
+            sq_err, count = np.zeros(len(LOW_RANK_WEIGHTS)), 0
+            for path, out, (sub_X, _, hide, _) in zip(
+                paths, completions, runs, strict=True
+            ):
+                at = hide[:, j]
+                count += at.sum()
+                for k, weight in enumerate(LOW_RANK_WEIGHTS):
+                    guess = (1 - weight) * out[at, j] + weight * path[best][at, j]
+                    sq_err[k] += np.sum((guess - sub_X[at, j]) ** 2)
+            if count < MIN_VALIDATION_ENTRIES:
+                continue
+            self.low_rank_blend_scores_[j] = dict(
+                zip(LOW_RANK_WEIGHTS, map(float, sq_err / count), strict=True)
+            )
+            self.low_rank_weights_[j] = LOW_RANK_WEIGHTS[int(np.argmin(sq_err))]
 
     def _select_refine(self, runs, chosen, candidates, rng):
-        """Held-out MSE after 0, 1, ... refinement rounds (stops when no gain)."""
-        if not runs or self.max_refine == 0:
-            return [float("nan")]
+        """Held-out MSE after 0, 1, ... refinement rounds (stops when no gain).
+
+        Also returns the selection runs' completions after the rounds kept.
+        """
         completions = []
         for _, train_mask, _, preds in runs:
             out = preds["linear"].copy()
@@ -401,6 +538,8 @@ class ChainedImputer(BaseMatrixImputer):
                 at = ~train_mask[:, j]
                 out[at, j] = np.mean([preds[name][at, j] for name in combo], axis=0)
             completions.append(out)
+        if not runs or self.max_refine == 0:
+            return [float("nan")], completions
         n_hidden = sum(hide.sum() for _, _, hide, _ in runs)
 
         def held_out():
@@ -415,13 +554,15 @@ class ChainedImputer(BaseMatrixImputer):
         errors = [held_out()]
         settings = self._fit_settings(rng)
         while len(errors) <= self.max_refine:
+            kept = [out.copy() for out in completions]
             for out, (_, train_mask, _, _) in zip(completions, runs, strict=True):
                 _refine(out, train_mask, chosen, candidates, settings)
             errors.append(held_out())
             if errors[-1] > (1 - REFINE_GAIN) * errors[-2]:
                 errors.pop()  # that round did not pay: it is not run at fit
+                completions = kept
                 break
-        return errors
+        return errors, completions
 
     def _candidates(self) -> list[tuple[str, object]]:
         if isinstance(self.estimators, str):
@@ -460,6 +601,8 @@ class ChainedImputer(BaseMatrixImputer):
         out = _second_stage(filled, missing, self.chosen_, self.estimators_)
         for models in self.refine_estimators_:
             _apply_round(out, missing, order, self.chosen_, models)
+        if self.low_rank_map_ is not None:
+            self._blend(out, X, mask)
         return out
 
 
@@ -586,6 +729,69 @@ def _second_stage(filled, missing, chosen, fitted):
             for name in combo
         ]
         out[at, j] = np.mean(guesses, axis=0)
+    return out
+
+
+def _soft_impute_map(X, mask, shrinkage):
+    """The shrunken projection of a soft-thresholded SVD completion of ``X``.
+
+    SoftImpute (Mazumder, Hastie and Tibshirani, "Spectral Regularization
+    Algorithms for Learning Large Incomplete Matrices", JMLR 2010): starting
+    from the column means (0: the table is standardised), the missing entries
+    are replaced by those of ``S_lambda(F)``, the SVD of the current fill
+    ``F`` with its singular values ``d`` soft-thresholded to
+    ``max(d - lambda, 0)``, at most ``LOW_RANK_ITER`` times or until the
+    imputed entries change by less than ``LOW_RANK_TOL`` (relative).
+    ``lambda`` is ``shrinkage`` times the largest singular value of the
+    mean-filled table. The SVD is taken through the eigendecomposition of
+    the ``n_features``-square Gram matrix ``F.T @ F``: ``S_lambda(F) = F W``
+    with ``W = V diag(max(d - lambda, 0) / d) V.T``.
+
+    Returns ``W`` of the last iteration, shape ``(n_features, n_features)``.
+    """
+    base = np.where(mask, X, 0.0)
+    missing = (~mask).astype(np.float64)
+    filled = base
+    lam = None
+    weights = np.zeros((X.shape[1], X.shape[1]))
+    for _ in range(LOW_RANK_ITER):
+        evals, vecs = np.linalg.eigh(filled.T @ filled)
+        sing = np.sqrt(np.clip(evals, 0.0, None))
+        if lam is None:
+            lam = shrinkage * sing.max()
+        keep = sing > lam
+        factor = np.where(keep, (sing - lam) / np.where(keep, sing, 1.0), 0.0)
+        weights = (vecs * factor) @ vecs.T
+        new = base + missing * (filled @ weights)  # observed entries kept
+        norm = np.sqrt(np.sum((filled - base) ** 2))  # the imputed entries
+        change = np.sqrt(np.sum((new - filled) ** 2))
+        filled = new
+        if norm > 0 and change < LOW_RANK_TOL * norm:
+            break
+    return weights
+
+
+def _low_rank_complete(X, mask, weights):
+    """Each row completed as the fixed point of the shrunken projection.
+
+    A row ``f`` whose observed entries are kept and whose missing entries
+    ``m`` satisfy ``f_m = (f W)_m`` -- the fixed point of the SoftImpute
+    update with ``W`` held fixed -- solves ``(I - D W.T) f = (I - D) x``, with
+    ``D`` the diagonal 0/1 indicator of the row's missing entries. ``W`` is
+    symmetric with eigenvalues in ``[0, 1)`` (soft thresholding with
+    ``lambda > 0``), so the system is regular. One batched solve per block of
+    rows: the same map for the training rows and for new rows.
+    """
+    out = np.where(mask, X, 0.0)
+    n_features = X.shape[1]
+    rows = np.flatnonzero((~mask).any(axis=1))
+    step = max(1, SOLVE_ENTRIES // n_features**2)
+    eye = np.eye(n_features)
+    for start in range(0, rows.size, step):
+        block = rows[start : start + step]
+        missing = (~mask[block]).astype(np.float64)
+        system = eye - missing[:, :, None] * weights.T[None, :, :]
+        out[block] = np.linalg.solve(system, out[block][:, :, None])[:, :, 0]
     return out
 
 

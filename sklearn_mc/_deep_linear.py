@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ._base import DEVICE_CONSTRAINT, BaseMatrixImputer
+from ._gradient import GradientTrainedImputer
 from ._linalg import solve_spd
 from ._torch import compute_dtype, to_numpy, to_tensor
 
@@ -348,7 +348,7 @@ def fold_in(
     return out
 
 
-class DeepLinearImputer(BaseMatrixImputer):
+class DeepLinearImputer(GradientTrainedImputer):
     """Shared base of the imputers built on the deep linear product.
 
     Holds the parameters both methods share, the factor initialisation, the
@@ -357,14 +357,10 @@ class DeepLinearImputer(BaseMatrixImputer):
     """
 
     _parameter_constraints: dict = {
-        **BaseMatrixImputer._parameter_constraints,
+        **GradientTrainedImputer._parameter_constraints,
         "depth": [Interval(numbers.Integral, 1, None, closed="left")],
         "width": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "init_scale": [Interval(numbers.Real, 0, None, closed="neither")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "device": DEVICE_CONSTRAINT,
     }
 
     # Standardised columns make one set of defaults (init_scale, learning
@@ -378,9 +374,9 @@ class DeepLinearImputer(BaseMatrixImputer):
     def _monitor(self, n_iter: int, completion: torch.Tensor) -> None:
         """Hook called with the current product (scaled units); no-op here."""
 
-    def _make_factors(self, shape, generator) -> list[torch.Tensor]:
+    def _make_factors(self, shape, generator, width=None) -> list[torch.Tensor]:
         device = self._device
-        width = resolve_width(*shape, self.width)
+        width = resolve_width(*shape, self.width if width is None else width)
         return init_factors(
             *shape,
             self.depth,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
 from ._base import OPTIMIZER_CONSTRAINT
 from ._deep_linear import (
@@ -17,6 +14,10 @@ from ._deep_linear import (
     predict_entries_chunked,
     train_dtype,
 )
+from ._gradient import (
+    BATCH_SIZE_CONSTRAINT,
+    fill_parameter_docs,
+)
 from ._optim import train
 from ._torch import draw_seed, make_generator
 from .model_selection import split_indices
@@ -26,6 +27,7 @@ from .model_selection import split_indices
 _MAX_VALIDATION_INTERVAL = 10
 
 
+@fill_parameter_docs
 class DeepMFImputer(DeepLinearImputer):
     """Complete a matrix with a deep linear factorisation and no regulariser.
 
@@ -58,55 +60,32 @@ class DeepMFImputer(DeepLinearImputer):
         Standard deviation of the entries of the initial product (in
         standardised units). Smaller means a stronger low-rank bias and a
         longer start-up phase.
-    learning_rate : float, default=1e-3
-        Step size of the optimiser.
+    {learning_rate}
     optimizer : {"adam", "sgd", "rmsprop", "grouprmsprop"}, default="adam"
         Update rule. ``"grouprmsprop"`` is Arora et al.'s: the plain gradient
         direction with one adaptive step size, which keeps gradient descent's
         implicit bias (use it with a larger ``learning_rate``, e.g. 1e-2);
         Adam converges faster but rescales coordinates, which weakens the
         low-rank bias somewhat. ``"sgd"`` has momentum 0.9.
-    batch_size : int or None, default=None
-        Observed entries per step; None is full batch (one step per
-        iteration).
-    max_iter : int, default=10000
-        Maximum number of iterations (passes over the observed entries).
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss (held-out error with early
-        stopping, training loss without) that counts as progress.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the observed entries and stop when
-        their error has not improved for ``n_iter_no_change`` iterations;
-        the parameters of the best iteration are kept.
-    validation_fraction : float, default=0.1
-        Share of the observed entries held out for early stopping.
-    n_iter_no_change : int, default=100
-        Patience, in iterations (the held-out error is checked every
-        ``min(10, n_iter_no_change // 10)`` iterations). 100 gave the same
-        held-out error as the former 500 on low-rank, noisy low-rank, image
-        and rating-like synthetic matrices, in a third to a fifth of the
-        iterations.
-    missing_values : float, default=np.nan
-        Marker of the missing entries.
-    keep_empty_features : bool, default=False
-        Keep all-missing columns in the output (filled with 0).
-    add_indicator : bool, default=False
-        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
-        column for each column with missing entries at fit), as
-        scikit-learn's imputers do; its names are in
-        ``get_feature_names_out()``.
-    min_value : float or array-like of shape (n_features,), default=-np.inf
-        Lower bound of the imputed values (observed entries are never
-        changed); an array gives one bound per column, as in
-        :class:`~sklearn.impute.IterativeImputer`.
-    max_value : float or array-like of shape (n_features,), default=np.inf
-        Upper bound of the imputed values.
-    device : str, default="auto"
-        Torch device: "auto", "cpu", "cuda", "cuda:N" or "mps".
-    random_state : int, RandomState instance or None, default=None
-        Seed of the initialisation, the validation split and the batches.
-    verbose : int, default=0
-        Show a progress bar with the training and held-out losses.
+    {batch_size}
+        The items are the observed entries.
+    {max_iter}
+    {tol}
+    {early_stopping}
+    {validation_fraction}
+    {n_iter_no_change}
+        Here counted in iterations: the held-out error is checked every
+        ``min(10, n_iter_no_change // 10)`` iterations, and training stops
+        after ``n_iter_no_change`` iterations' worth of checks without
+        progress (see :ref:`deep_mf` for how the default was chosen).
+    {missing_values}
+    {keep_empty_features}
+    {add_indicator}
+    {min_value}
+    {max_value}
+    {device}
+    {random_state}
+    {verbose}
 
     Attributes
     ----------
@@ -198,10 +177,7 @@ class DeepMFImputer(DeepLinearImputer):
     _parameter_constraints: dict = {
         **DeepLinearImputer._parameter_constraints,
         "optimizer": OPTIMIZER_CONSTRAINT,
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": BATCH_SIZE_CONSTRAINT,
     }
 
     def __init__(
@@ -230,22 +206,24 @@ class DeepMFImputer(DeepLinearImputer):
         self.depth = depth
         self.width = width
         self.init_scale = init_scale
-        self.learning_rate = learning_rate
         self.optimizer = optimizer
         self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.missing_values = missing_values
-        self.keep_empty_features = keep_empty_features
-        self.add_indicator = add_indicator
-        self.min_value = min_value
-        self.max_value = max_value
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            tol=tol,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            missing_values=missing_values,
+            keep_empty_features=keep_empty_features,
+            add_indicator=add_indicator,
+            min_value=min_value,
+            max_value=max_value,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
 
     def _fit(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         device = self._device
@@ -253,58 +231,24 @@ class DeepMFImputer(DeepLinearImputer):
         # From the generator the base class opened for this fit.
         seed = draw_seed()
         generator = make_generator(seed)
-        n_cols = X.shape[1]
         flat = np.flatnonzero(mask)
         fraction = self.validation_fraction if self.early_stopping else 0.0
         train_idx, val_idx = split_indices(flat.size, fraction, random_state=seed)
         n_train = train_idx.size
         factors = self._make_factors(X.shape, generator)
-
-        def triplets(flat_idx):
-            rows, cols = np.divmod(flat_idx, n_cols)
-            return (
-                torch.as_tensor(rows, device=device),
-                torch.as_tensor(cols, device=device),
-                torch.as_tensor(X[rows, cols], device=device, dtype=dtype),
-            )
-
         full_batch = self.batch_size is None or self.batch_size >= n_train
-        # Training data, in a dict so that it can be released before the
-        # completion is formed (the closures below hold the dict, not them).
-        data: dict = {}
-        if full_batch:
-            # Dense masked residual: the product is formed anyway, and a dense
-            # mask avoids scattering the gradient through an index.
-            keep = mask.copy()
-            keep.flat[flat[val_idx]] = False
-            data["unused"], data["target"] = dense_targets(X, keep, device, dtype)
-            del keep
-        else:
-            data["rows"], data["cols"], data["vals"] = triplets(flat[train_idx])
+        loss_fn, data = _training_loss(
+            factors, X, mask, flat[train_idx], flat[val_idx], full_batch, dtype
+        )
         del train_idx
-
-        def loss_fn(idx):
-            if idx is None:
-                return masked_error(
-                    factors, data["target"], data["unused"], 1.0 / n_train
-                )
-            pred = entries(factors, data["rows"][idx], data["cols"][idx])
-            return ((pred - data["vals"][idx]) ** 2).mean()
-
-        validation_fn = None
-        interval = 1
-        patience = self.n_iter_no_change
+        validation_fn, interval, patience = None, 1, self.n_iter_no_change
         if val_idx.size:
-            v_rows, v_cols, v_vals = triplets(flat[val_idx])
+            validation_fn = _held_out_loss(factors, X, flat[val_idx], dtype)
+            # Patience in iterations, checked every `interval` of them.
             interval = max(
                 1, min(_MAX_VALIDATION_INTERVAL, self.n_iter_no_change // 10)
             )
             patience = max(1, self.n_iter_no_change // interval)
-
-            def validation_fn():
-                pred = predict_entries_chunked(factors, v_rows, v_cols)
-                return float(((pred - v_vals) ** 2).mean())
-
         del flat, val_idx
         result = train(
             factors,
@@ -326,3 +270,52 @@ class DeepMFImputer(DeepLinearImputer):
         result.export(self)
         data.clear()
         return self._store_factors(factors, X, mask)
+
+
+def _triplets(X, flat_idx, device, dtype):
+    """``(rows, cols, values)`` tensors of the entries at flat indices of ``X``."""
+    rows, cols = np.divmod(flat_idx, X.shape[1])
+    return (
+        torch.as_tensor(rows, device=device),
+        torch.as_tensor(cols, device=device),
+        torch.as_tensor(X[rows, cols], device=device, dtype=dtype),
+    )
+
+
+def _training_loss(factors, X, mask, train, held, full_batch, dtype):
+    """The loss on the training entries (flat indices ``train``) and the data.
+
+    Full batch uses a dense masked residual (the product is formed anyway, and
+    a dense mask avoids scattering the gradient through an index); mini-batches
+    gather the batch's entries. The data are in a dict so that the caller can
+    release them before the completion is formed (the loss holds the dict).
+    """
+    device = factors[0].device
+    n_train = train.size
+    data: dict = {}
+    if full_batch:
+        keep = mask.copy()
+        keep.flat[held] = False
+        data["unused"], data["target"] = dense_targets(X, keep, device, dtype)
+        del keep
+    else:
+        data["rows"], data["cols"], data["vals"] = _triplets(X, train, device, dtype)
+
+    def loss_fn(idx):
+        if idx is None:
+            return masked_error(factors, data["target"], data["unused"], 1.0 / n_train)
+        pred = entries(factors, data["rows"][idx], data["cols"][idx])
+        return ((pred - data["vals"][idx]) ** 2).mean()
+
+    return loss_fn, data
+
+
+def _held_out_loss(factors, X, held, dtype):
+    """Mean squared error on the held-out entries (flat indices ``held``)."""
+    rows, cols, vals = _triplets(X, held, factors[0].device, dtype)
+
+    def validation_fn():
+        pred = predict_entries_chunked(factors, rows, cols)
+        return float(((pred - vals) ** 2).mean())
+
+    return validation_fn

@@ -9,7 +9,9 @@ completed by a forward pass, without retraining.
 
 from __future__ import annotations
 
+import math
 import numbers
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -59,14 +61,26 @@ class _Branch(torch.nn.Module):
 
     The first layer's weight is stored ``(n_inputs, width)`` and sparse
     inputs multiply it as a sparse matrix: a batch costs its observed entries,
-    never a dense copy of the vectors.
+    never a dense copy of the vectors. With ``n_project`` the first layer is
+    ``R W``: a fixed Gaussian random projection ``R`` (``n_inputs x
+    n_project``, scaled to keep norms, Johnson and Lindenstrauss) followed by
+    a learned ``W`` (``n_project x width``), for a branch whose inputs are
+    far longer than the vectors it encodes are many (see
+    :meth:`DMFImputer._n_project`).
     """
 
-    def __init__(self, n_inputs, sizes, activation, dtype, generator):
+    def __init__(self, n_inputs, sizes, activation, dtype, generator, n_project=0):
         super().__init__()
         bound = 1.0 / np.sqrt(n_inputs)
+        self.n_inputs = n_inputs
+        projection = None
+        if n_project:
+            projection = torch.randn(
+                n_inputs, n_project, dtype=dtype, generator=generator
+            ) / np.sqrt(n_project)
+        self.register_buffer("projection", projection)
         self.weight = torch.nn.Parameter(
-            torch.empty(n_inputs, sizes[0], dtype=dtype).uniform_(
+            torch.empty(n_project or n_inputs, sizes[0], dtype=dtype).uniform_(
                 -bound, bound, generator=generator
             )
         )
@@ -88,16 +102,35 @@ class _Branch(torch.nn.Module):
         S = torch.sparse_coo_tensor(
             torch.stack([bags, indices]),
             values,
-            (n_bags, self.weight.shape[0]),
+            (n_bags, self.n_inputs),
             is_coalesced=True,
             check_invariants=False,
         )
+        if self.projection is not None:
+            return torch.sparse.mm(S, self.projection) @ self.weight
         return torch.sparse.mm(S, self.weight)
+
+    def forward_csr(self, S):
+        """Factors of the rows of the CSR matrix ``S``."""
+        first = torch.sparse.mm(
+            S, self.weight if self.projection is None else self.projection
+        )
+        if self.projection is not None:
+            first = first @ self.weight
+        return self.rest(first + self.bias)
+
+    def input_rows(self, idx):
+        """Rows ``idx`` of the first layer's (effective) weight."""
+        if self.projection is not None:
+            return self.projection[idx] @ self.weight
+        return self.weight[idx]
 
     def forward_sparse(self, bags, indices, values, n_bags):
         return self.rest(self.first_sparse(bags, indices, values, n_bags) + self.bias)
 
     def forward(self, dense):
+        if self.projection is not None:
+            dense = dense @ self.projection
         return self.rest(dense @ self.weight + self.bias)
 
     def weights(self):
@@ -111,9 +144,16 @@ class _Sparse:
     def __init__(self, rows, cols, vals, n_rows):
         # by row, then by column within a row: a coalesced sparse layout
         width = int(cols.max()) + 1 if cols.numel() else 1
-        order = torch.argsort(rows * width + cols)
-        self.indices = cols[order]
-        self.values = vals[order]
+        key = rows * width + cols
+        if bool((key[1:] >= key[:-1]).all()):
+            # already in that order (a dense input's row-major entries): the
+            # arrays themselves, no sort and no copy
+            self.indices, self.values = cols, vals
+        else:
+            order = torch.argsort(key)
+            self.indices = cols[order]
+            self.values = vals[order]
+        del key
         counts = torch.bincount(rows, minlength=n_rows)
         self.indptr = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
         self.indptr[1:] = torch.cumsum(counts, 0)
@@ -148,6 +188,21 @@ class _Sparse:
 #: batch) is processed chunk by chunk under activation checkpointing, so its
 #: memory is O(chunk x width), not O(observed entries x width).
 _ENTRY_CHUNK = 8192
+#: above this many observed entries the branches are trained in float32 (as
+#: DeepMF does): halves the weight-sized state and the entries; the fitted
+#: factors and every output stay float64.
+_FLOAT32_ENTRIES = 250_000
+#: ``hidden_layer_sizes="auto"``: one hidden layer of this width, capped by the
+#: data (see :meth:`DMFImputer._hidden_sizes`).
+_MAX_WIDTH = 256
+#: ``batch_size="auto"``: 1024 entries, or more on large tables so that an
+#: epoch has at most this many steps (each step updates every weight, so a
+#: step costs ``O((n_samples + n_features) · width)`` whatever the batch).
+_MAX_STEPS = 128
+_MIN_BATCH = 1024
+#: a cached side (see :class:`_Side`) is refreshed at most this many times per
+#: epoch (a refresh costs two sparse products over all its entries).
+_MAX_REFRESHES = 16
 #: a branch side whose vectors touched by one mini-batch hold more observed
 #: entries than this times ``batch_size · max(latent_dim, 64)`` (about the
 #: cost of the rest of a step) is encoded from a cache that is refreshed every
@@ -155,16 +210,52 @@ _ENTRY_CHUNK = 8192
 _CACHE_FACTOR = 1.0
 
 
-def _coalesced(sparse, n_vectors, n_inputs):
-    """All vectors of ``sparse`` as one coalesced ``(n_vectors, n_inputs)`` matrix."""
-    bags, idx, vals, _ = sparse.all_vectors()
-    return torch.sparse_coo_tensor(
-        torch.stack([bags, idx]),
-        vals,
-        (n_vectors, n_inputs),
-        is_coalesced=True,
-        check_invariants=False,
-    )
+def _project(triplets, n_vectors, projection):
+    """``S R`` for the ``(vector, input, value)`` entries of ``S``, in chunks."""
+    vectors, inputs, values = triplets
+    out = projection.new_zeros((n_vectors, projection.shape[1]))
+    for start in range(0, vectors.numel(), _ENTRY_CHUNK * 8):
+        sl = slice(start, start + _ENTRY_CHUNK * 8)
+        out.index_add_(0, vectors[sl], values[sl, None] * projection[inputs[sl]])
+    return out
+
+
+def _csr(sparse, n_vectors, n_inputs):
+    """All vectors of ``sparse`` as a CSR ``(n_vectors, n_inputs)`` matrix.
+
+    A view: it shares ``sparse``'s index pointers, indices and values.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
+        return torch.sparse_csr_tensor(
+            sparse.indptr,
+            sparse.indices,
+            sparse.values,
+            (n_vectors, n_inputs),
+            check_invariants=False,
+        )
+
+
+#: a branch whose inputs are more than this many times longer than its first
+#: layer is wide, and which encodes no more vectors than that width, gets a
+#: random projection before its first layer (see :class:`_Branch`).
+_PROJECT_FACTOR = 16
+
+
+def _n_project(n_inputs: int, n_vectors: int, width: int) -> int:
+    """Projected input size of a branch (0: no projection).
+
+    The column branch of a tall table (each column a 100,000-vector, 50 of
+    them) would hold ``n_samples x width`` first-layer weights, with their
+    gradients, optimiser state and snapshots, to encode ``n_features``
+    vectors. ``n_vectors <= width`` generic projections to ``width``
+    dimensions stay linearly independent, so the branch can still map the
+    training vectors anywhere, and new vectors are encoded through the
+    same, distance-preserving projection.
+    """
+    if n_vectors <= width and n_inputs > _PROJECT_FACTOR * width:
+        return width
+    return 0
 
 
 def _touched_entries(counts: np.ndarray, n_entries: int, batch: int) -> float:
@@ -201,19 +292,32 @@ class _Side:
     leave-target-out correction touches gets its gradient at once.
     """
 
-    def __init__(self, branch, sparse, n_vectors, interval, other):
+    def __init__(self, branch, sparse, n_vectors, interval, other, triplets=None):
         self.branch = branch
         self.sparse = sparse
         self.interval = int(interval)
         self.cache = None
         self.steps = 0
+        self.projected = None
+        if branch.projection is not None:
+            # projected mode: the inputs' projections ``S R`` are fixed, and
+            # a step multiplies them by ``W`` (n_vectors x n_project x width)
+            self.interval = 0
+            with torch.no_grad():
+                if sparse is not None:
+                    self.projected = torch.sparse.mm(
+                        _csr(sparse, n_vectors, branch.n_inputs), branch.projection
+                    )
+                else:
+                    self.projected = _project(triplets, n_vectors, branch.projection)
+            self.sparse = None
+            return
+        # all vectors as one CSR view (for evaluation: no gather, no copy)
+        self.all = _csr(sparse, n_vectors, branch.n_inputs)
         if self.interval:
-            # ``S`` and ``Sᵀ`` from the entries grouped by this side's vectors
-            # and by the other side's: both come sorted and unique (the
-            # coalesced layout), so neither is sorted again.
-            n_inputs = branch.weight.shape[0]
-            self.matrix = _coalesced(sparse, n_vectors, n_inputs)
-            self.matrix_t = _coalesced(other, n_inputs, n_vectors)
+            # ``S`` and ``Sᵀ`` as CSR views of the entries grouped by this
+            # side's vectors and by the other side's (no copy of the entries)
+            self.matrix_t = _csr(other, branch.n_inputs, n_vectors)
 
     def reset(self):
         """Drop the cache (start of an epoch, also after a divergence rewind)."""
@@ -229,15 +333,27 @@ class _Side:
             if self.cache is not None and self.cache.grad is not None:
                 delayed = torch.sparse.mm(self.matrix_t, self.cache.grad)
                 term = _DelayedGradient.apply(self.branch.weight, delayed)
-            with torch.no_grad():
-                fresh = torch.sparse.mm(self.matrix, self.branch.weight)
-            self.cache = fresh.requires_grad_(True)
+            self.cache = self.product().requires_grad_(True)
         self.steps += 1
         return term
 
+    @torch.no_grad()
+    def product(self):
+        """First-layer products ``S W`` (no bias) of all vectors of the side."""
+        return torch.sparse.mm(self.all, self.branch.weight)
+
     def encode(self, select, training):
         """First-layer products (no bias) of the vectors ``select``, + inverse."""
-        if training and self.interval:
+        if self.projected is not None:
+            return self.projected @ self.branch.weight, select
+        if not training:
+            # evaluation (no gradient): the first-layer products of all
+            # vectors, which cost what a gather of the touched vectors'
+            # entries would (a held-out set touches most of them), without
+            # copying the entries
+            with torch.no_grad():
+                return torch.sparse.mm(self.all, self.branch.weight), select
+        if self.interval:
             return self.cache, select
         unique, inverse = torch.unique(select, return_inverse=True)
         return self.branch.first_sparse(*self.sparse.gather(unique)), inverse
@@ -269,8 +385,8 @@ def _heads(rb, cb, hU, hV, inv_r, inv_c, sel_rows, sel_cols, y):
     if y is not None:
         # the entry to predict is not part of its own inputs, as for a
         # missing entry at prediction time
-        a = a - y[:, None] * rb.weight[sel_cols]
-        b = b - y[:, None] * cb.weight[sel_rows]
+        a = a - y[:, None] * rb.input_rows(sel_cols)
+        b = b - y[:, None] * cb.input_rows(sel_rows)
     return _cosine(rb.rest(a + rb.bias), cb.rest(b + cb.bias))
 
 
@@ -331,10 +447,15 @@ class DMFImputer(BaseMatrixImputer):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(256,)
+    hidden_layer_sizes : "auto" or tuple of int, default="auto"
         Widths of the hidden layers of each branch (both branches alike). The
         paper gives none; one wide layer before the latent layer is what
-        worked on rating matrices here.
+        worked on rating matrices here. ``"auto"``: one layer of width
+        ``min(256, max(latent_dim, min(n_samples, n_features)))``: 256 on
+        rating matrices, 64 on a 100,000 x 50 table, whose rank is at most
+        50 (the fixed 256 of before needed 62 x the table's size in memory
+        there: the column branch's first layer has ``n_samples x width``
+        weights).
     latent_dim : int, default=64
         Size of the latent factors ``U_i`` and ``V_j``.
     activation : {"relu", "tanh"}, default="relu"
@@ -344,8 +465,11 @@ class DMFImputer(BaseMatrixImputer):
         γ), added to the mean squared error.
     learning_rate : float, default=1e-3
         Adam's step size.
-    batch_size : int or None, default=1024
+    batch_size : "auto", int or None, default="auto"
         Observed entries per gradient step; None means full batch.
+        ``"auto"``: 1024, or more on large tables so that an epoch has at
+        most 128 steps (each step updates every weight, ``(n_samples +
+        n_features) x width`` of them, whatever the batch's size).
     max_iter : int, default=200
         Maximum number of epochs (passes over the observed entries).
     tol : float, default=1e-4
@@ -418,6 +542,11 @@ class DMFImputer(BaseMatrixImputer):
         Latent factors of the training rows (from all their observed entries).
     col_factors_ : ndarray of shape (n_features_out, latent_dim)
         Latent factors of the training columns.
+    hidden_layer_sizes_ : tuple of int
+        The hidden widths used (``hidden_layer_sizes`` with ``"auto"``
+        resolved).
+    batch_size_ : int
+        Entries per step used (``batch_size`` resolved).
     scaling_ : {"global", "column"}
         The scaling used (``scaling`` with ``"auto"`` resolved).
     levels_ : ndarray or None
@@ -446,33 +575,49 @@ class DMFImputer(BaseMatrixImputer):
     Where those vectors hold few entries (the short side) they are encoded
     exactly at every step; where they would hold many (the columns of a
     tall table: each column has an entry in almost every row) the side's
-    first-layer products ``S W`` are cached and refreshed every few steps,
-    and the gradient that reaches them is pushed back to ``W`` at the
-    refresh (one sparse product; a delay of a few steps, as in asynchronous
-    SGD). A step then costs ``O(batch_size · width · latent_dim)`` whatever
-    the number of rows, and an epoch ``O(n_observed · width · latent_dim)``:
-    linear in the rows and columns (one epoch on 4,000 x 50, 80 % observed:
-    20 s of CPU, was 44 s, and quadratic). Full batch (``batch_size=None``)
-    is processed in chunks of entries under activation checkpointing.
+    first-layer products ``S W`` are cached and refreshed every few steps
+    (at most 16 times an epoch), and the gradient that reaches them is
+    pushed back to ``W`` at the refresh (one sparse product; a delay of a
+    few steps, as in asynchronous SGD). A branch whose inputs are far longer
+    than the vectors it encodes are many (the column branch of a tall
+    table) sees them through a fixed random projection instead (see the
+    User Guide), so nothing needs a cache there. A step costs
+    ``O(batch_size · width · latent_dim)`` plus
+    the update of every weight, ``O((n_samples + n_features) · width)``,
+    which ``batch_size="auto"`` bounds to 128 steps an epoch; an epoch
+    costs ``O(n_observed · width · latent_dim)``: linear in the rows and
+    columns. Measured: 6,040 x 3,706 with 9·10⁵ ratings, about 35 s of CPU
+    per epoch (one thread) at the default width 256 and 128 steps of 6,325
+    entries (6.5 s at width 64, ``hidden_layer_sizes=(64,)``); with 880
+    steps of 1024, as before ``batch_size="auto"``, two epochs had not
+    finished after 250 s of CPU. Full batch
+    (``batch_size=None``) is processed in chunks of entries under
+    activation checkpointing.
 
-    **Memory.** ``O(n_observed + (n_samples + n_features) ·
-    hidden_layer_sizes[0])``: the observed entries, the first layers (each
-    weight with its gradient, Adam's two moments and the training loop's
-    snapshots, about seven copies) and the caches. No dense copy of the
-    matrix is made during ``fit`` (the base class hands over the observed
-    entries; ``transform`` works on the dense rows it gets, in chunks).
-    Bound: about ``10 × 8 × (n_samples + n_features) × hidden_layer_sizes[0]``
-    bytes of weight-sized state (the weights, their gradients, Adam's two
-    moments, the training loop's snapshots, the cached side's delayed
-    gradient and the optimiser's temporaries) plus about 140 bytes per
-    observed entry (the entries grouped by row and by column, the sparse
-    matrices of the cached side, the training and held-out triplets). The
-    column branch's first layer has ``n_samples x hidden_layer_sizes[0]``
-    weights, so on a very tall table it dominates: on 100,000 x 50 with
-    20 % missing (X = 38 MB) at the default width 256 the peak resident
-    memory above the input is about 2.2-2.4 GB (58-62 × X;
-    ``benchmarks/bench_memory.py``), far above the 10 × X of the other
-    methods; use a narrower first layer there.
+    **Memory.** ``O(n_observed + (n_samples + n_features) · width)`` with
+    ``width = hidden_layer_sizes_[0]`` (for a projected branch, its input
+    count times the width once, for the fixed projection, instead of the
+    weight-sized state). No dense copy of the matrix is made during ``fit``
+    (the base class hands over the observed entries; ``transform`` works on
+    the dense rows it gets, in chunks). Bound: about ``10 × b ×
+    (n_samples + n_features) × width`` bytes of weight-sized state (``b``
+    = 4 above 250,000 observed entries, where training is in float32, else
+    8; the weights, their gradients, Adam's two moments, the training
+    loop's snapshots, the cached side's delayed gradient), plus about 100
+    bytes per observed entry (the caller's entries, the training entries
+    grouped by row and by column, the held-out triplets, the scaled values)
+    and the output. The automatic width keeps ``(n_samples + n_features)
+    × width`` below ``2 × n_samples × n_features``, and on a tall table the
+    projected column branch replaces its ``n_samples × width`` learned
+    weights by the fixed projection (one copy).
+    Measured peak extra memory of ``fit_transform`` on 100,000 x 50 with
+    20 % missing (X = 38 MB, ``benchmarks/bench_memory.py --max-iter 2``):
+    475-515 MB (12.4-13.5 × X, two runs; two epochs in 113 s of CPU, one
+    thread), above the 10 × X goal: about 100 MB of it are the entries the
+    base class hands over (int64 rows and columns, float64 values) and
+    40 MB the output. It was 2.37 GB (62 × X, the first epoch unfinished
+    after 300 s) at the old fixed width 256, where the column branch's
+    first layer alone held 100,000 x 256 weights.
 
     **Sparse input.** ``scipy.sparse`` matrices are accepted: stored entries
     are observed (explicit zeros are ratings of 0), absent entries are
@@ -513,12 +658,16 @@ class DMFImputer(BaseMatrixImputer):
 
     _parameter_constraints: dict = {
         **BaseMatrixImputer._parameter_constraints,
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [StrOptions({"auto"}), "array-like"],
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions({"relu", "tanh"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(numbers.Integral, 1, None, closed="left"),
+            None,
+        ],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -537,13 +686,13 @@ class DMFImputer(BaseMatrixImputer):
 
     def __init__(
         self,
-        hidden_layer_sizes=(256,),
+        hidden_layer_sizes="auto",
         latent_dim=64,
         *,
         activation="relu",
         alpha=1e-4,
         learning_rate=1e-3,
-        batch_size=1024,
+        batch_size="auto",
         max_iter=200,
         tol=1e-4,
         early_stopping=True,
@@ -592,6 +741,23 @@ class DMFImputer(BaseMatrixImputer):
 
     # ------------------------------------------------------------------ fit
     def _check_extra_params(self):
+        if isinstance(self.hidden_layer_sizes, str):
+            hidden = None  # "auto": resolved in fit, from the data's shape
+        else:
+            hidden = self._check_sizes()
+        slope = np.asarray(self.slope_range, dtype=np.float64)
+        if slope.shape != (2,) or not (0 < slope[0] <= slope[1] < np.inf):
+            raise ValueError(
+                "slope_range must be (start, end) with 0 < start <= end, got "
+                f"{self.slope_range!r}."
+            )
+        return (
+            hidden,
+            None if self.levels is None else _check_levels(self.levels),
+            slope,
+        )
+
+    def _check_sizes(self):
         sizes = np.asarray(self.hidden_layer_sizes, dtype=object)
         if sizes.ndim != 1 or not all(
             isinstance(s, numbers.Integral) and s >= 1 for s in sizes
@@ -600,17 +766,29 @@ class DMFImputer(BaseMatrixImputer):
                 "hidden_layer_sizes must be a sequence of positive integers, got "
                 f"{self.hidden_layer_sizes!r}."
             )
-        slope = np.asarray(self.slope_range, dtype=np.float64)
-        if slope.shape != (2,) or not (0 < slope[0] <= slope[1] < np.inf):
-            raise ValueError(
-                "slope_range must be (start, end) with 0 < start <= end, got "
-                f"{self.slope_range!r}."
-            )
-        return (
-            [int(s) for s in self.hidden_layer_sizes],
-            None if self.levels is None else _check_levels(self.levels),
-            slope,
-        )
+        return [int(s) for s in self.hidden_layer_sizes]
+
+    def _hidden_sizes(self, hidden, n_rows, n_cols, n_observed):
+        """The hidden widths: as given, or for ``"auto"`` one layer of
+        ``min(256, max(latent_dim, min(n_rows, n_cols)))``.
+
+        The first layers hold ``(n_rows + n_cols) x width`` weights. A
+        matrix has rank at most ``min(n_rows, n_cols)``, and the branch that
+        encodes the short side's vectors (that many) can map them anywhere
+        at that width already; wider only costs memory and time (on a tall
+        table, in the long side's first layer).
+        """
+        if hidden is not None:
+            return hidden
+        return [min(_MAX_WIDTH, max(int(self.latent_dim), min(n_rows, n_cols)))]
+
+    def _batch(self, n_train):
+        """Entries per step (``batch_size``; ``"auto"``: see its doc)."""
+        if self.batch_size is None:
+            return n_train
+        if isinstance(self.batch_size, str):
+            return min(n_train, max(_MIN_BATCH, math.ceil(n_train / _MAX_STEPS)))
+        return min(int(self.batch_size), n_train)
 
     _supports_sparse = True
     _dense_fit_from_entries = True
@@ -639,8 +817,12 @@ class DMFImputer(BaseMatrixImputer):
         """Fit on observed entries ``(rows, cols, raw_values)`` of ``shape``."""
         hidden, levels, slope = self._check_extra_params()
         device = self._device
-        dtype = compute_dtype(device)
         n_rows, n_cols = shape
+        dtype = compute_dtype(device)
+        if len(rows_np) > _FLOAT32_ENTRIES:
+            dtype = torch.float32
+        hidden = self._hidden_sizes(hidden, n_rows, n_cols, len(rows_np))
+        self.hidden_layer_sizes_ = tuple(hidden)
         seed = draw_seed()
         gen = make_generator(seed)
 
@@ -651,20 +833,39 @@ class DMFImputer(BaseMatrixImputer):
         rows = to_tensor(rows_np, device)
         cols = to_tensor(cols_np, device)
         vals = to_tensor(vals_np, device, dtype)
+        del vals_np
         n_obs = rows.numel()
         train_idx = np.arange(n_obs)
         val_idx = np.empty(0, dtype=np.intp)
         if self.early_stopping and n_obs >= 2:
             train_idx, val_idx = split_indices(n_obs, self.validation_fraction, seed)
-        train_idx = to_tensor(train_idx, device)
-        t_rows, t_cols, t_vals = rows[train_idx], cols[train_idx], vals[train_idx]
-        by_row = _Sparse(t_rows, t_cols, t_vals, n_rows)
-        by_col = _Sparse(t_cols, t_rows, t_vals, n_cols)
+        # sorted, the training entries keep the row-major order of the input,
+        # and grouping them by row needs no sort (nor copies)
+        train_idx = to_tensor(np.sort(train_idx), device)
+        by_row = _Sparse(rows[train_idx], cols[train_idx], vals[train_idx], n_rows)
+        train_idx = None
+        # the training entries in by_row's order: its arrays, not copies
+        t_rows = by_row.all_vectors()[0]
+        t_cols, t_vals = by_row.indices, by_row.values
 
         sizes = hidden + [int(self.latent_dim)]
         init = fit_generator()
-        self.row_branch_ = _Branch(n_cols, sizes, self.activation, dtype, init)
-        self.col_branch_ = _Branch(n_rows, sizes, self.activation, dtype, init)
+        self.row_branch_ = _Branch(
+            n_cols,
+            sizes,
+            self.activation,
+            dtype,
+            init,
+            _n_project(n_cols, n_rows, sizes[0]),
+        )
+        self.col_branch_ = _Branch(
+            n_rows,
+            sizes,
+            self.activation,
+            dtype,
+            init,
+            _n_project(n_rows, n_cols, sizes[0]),
+        )
         self.row_branch_.to(device)
         self.col_branch_.to(device)
         params = list(self.row_branch_.parameters()) + list(
@@ -679,25 +880,46 @@ class DMFImputer(BaseMatrixImputer):
                 slope,
                 self.anneal_iter,
                 device,
+                dtype,
             )
             params.append(quantiser.boundaries)
 
         leave_out = self.leave_target_out
         n_train = t_rows.numel()
-        batch = n_train if self.batch_size is None else min(self.batch_size, n_train)
-        sides = []
-        for branch, sparse, n_vectors, other in (
-            (self.row_branch_, by_row, n_rows, by_col),
-            (self.col_branch_, by_col, n_cols, by_row),
-        ):
-            counts = to_numpy(sparse.indptr[1:] - sparse.indptr[:-1])
-            cost = _touched_entries(counts, n_train, batch)
+        batch = self._batch(n_train)
+        self.batch_size_ = batch
+
+        def cache_interval(counts):
+            cost = _touched_entries(to_numpy(counts), n_train, batch)
             budget = _CACHE_FACTOR * batch * max(int(self.latent_dim), 64)
-            interval = 0
             if batch < n_train and cost > budget:
-                interval = int(np.ceil(n_train / budget))
-            sides.append(_Side(branch, sparse, n_vectors, interval, other))
-        row_side, col_side = sides
+                steps = math.ceil(n_train / batch)
+                return max(
+                    math.ceil(n_train / budget), math.ceil(steps / _MAX_REFRESHES)
+                )
+            return 0
+
+        intervals = (
+            cache_interval(by_row.indptr[1:] - by_row.indptr[:-1]),
+            cache_interval(torch.bincount(t_cols, minlength=n_cols)),
+        )
+        # the entries grouped by column are needed by an unprojected column
+        # side and by a cached row side (its delayed gradient); a projected
+        # column side (a tall table's) reads the triplets once
+        col_projected = self.col_branch_.projection is not None
+        by_col = None
+        if not col_projected or (intervals[0] and self.row_branch_.projection is None):
+            by_col = _Sparse(t_cols, t_rows, t_vals, n_cols)
+        row_side = _Side(self.row_branch_, by_row, n_rows, intervals[0], by_col)
+        col_side = _Side(
+            self.col_branch_,
+            by_col,
+            n_cols,
+            intervals[1],
+            by_row,
+            triplets=(t_cols, t_rows, t_vals),
+        )
+        by_col = None  # kept by the sides that need it
         self._cache_intervals = (row_side.interval, col_side.interval)
 
         def predict(select_rows, select_cols, y=None, training=False):
@@ -757,7 +979,7 @@ class DMFImputer(BaseMatrixImputer):
             params,
             loss_fn,
             n_samples=n_train,
-            batch_size=self.batch_size,
+            batch_size=batch,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             generator=gen,
@@ -771,16 +993,22 @@ class DMFImputer(BaseMatrixImputer):
             desc="DMFImputer",
         )
         result.export(self)
+        # the training state goes before the final encoding (memory peak)
+        # (the closures above hold these names: rebound, not deleted)
+        row_side = col_side = by_row = by_col = params = None
+        t_rows = t_cols = t_vals = train_idx = val_idx = None
 
-        # From now on every observed entry is an input, as for new data.
+        # From now on every observed entry is an input, as for new data; one
+        # side at a time, as a CSR product (no copy of the entries' indices).
         with torch.no_grad():
-            full_rows = _Sparse(rows, cols, vals, n_rows)
-            full_cols = _Sparse(cols, rows, vals, n_cols)
-            U = self.row_branch_.forward_sparse(*full_rows.all_vectors())
-            del full_rows
-            V = self.col_branch_.forward_sparse(*full_cols.all_vectors())
-        self.row_factors_ = to_numpy(U)
-        self.col_factors_ = to_numpy(V)
+            full = _Sparse(rows, cols, vals, n_rows)
+            U = self.row_branch_.forward_csr(_csr(full, n_rows, n_cols))
+            del full
+            full = _Sparse(cols, rows, vals, n_cols)
+            V = self.col_branch_.forward_csr(_csr(full, n_cols, n_rows))
+            del full
+        self.row_factors_ = to_numpy(U).astype(np.float64, copy=False)
+        self.col_factors_ = to_numpy(V).astype(np.float64, copy=False)
         self.levels_ = levels
         self.boundaries_ = None
         self._scaled_levels = None
@@ -831,7 +1059,7 @@ class DMFImputer(BaseMatrixImputer):
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
         U = self._encode(self.row_branch_, np.where(mask, X, 0.0))
-        V = to_tensor(self.col_factors_, U.device, U.dtype)
+        V = to_tensor(self.col_factors_, U.device)
         return self._output(U, V)
 
     def _encode(self, branch, dense):
@@ -851,9 +1079,11 @@ class DMFImputer(BaseMatrixImputer):
 
     def _output(self, U, V):
         """Cosine of every row factor with every column factor, quantised."""
+        dtype = compute_dtype(U.device)  # float64 also after a float32 fit
+        U, V = U.to(dtype), V.to(dtype)
         U = torch.nn.functional.normalize(U, dim=-1, eps=1e-12)
         V = torch.nn.functional.normalize(V, dim=-1, eps=1e-12)
-        out = to_numpy(U @ V.T)
+        out = to_numpy(U @ V.T).astype(np.float64, copy=False)
         if self._scaled_levels is not None:
             out = self._scaled_levels[
                 np.searchsorted(self._scaled_boundaries, out, side="right")
@@ -921,7 +1151,7 @@ class DMFImputer(BaseMatrixImputer):
                 U_new = self._encode(
                     self.row_branch_, np.where(mask, self._scale(X), 0)
                 )
-                V = to_tensor(self.col_factors_, U_new.device, U_new.dtype)
+                V = to_tensor(self.col_factors_, U_new.device)
                 rows_out = self._finish(X, mask, self._output(U_new, V))
             if X_new_cols is not None:
                 Y = self._check_new(X_new_cols, "X_new_cols")
@@ -936,7 +1166,7 @@ class DMFImputer(BaseMatrixImputer):
                 V_new = self._encode(
                     self.col_branch_, np.where(mask, (Y - shift) / factor, 0).T
                 )
-                U = to_tensor(self.row_factors_, V_new.device, V_new.dtype)
+                U = to_tensor(self.row_factors_, V_new.device)
                 out = self._output(U, V_new)
                 cols_out = self._finish_block(Y, mask, out, shift, factor)
             if U_new is not None and V_new is not None:
@@ -1018,8 +1248,8 @@ class _Quantiser:
     as λ grows.
     """
 
-    def __init__(self, levels, slope, anneal_iter, device):
-        dtype = compute_dtype(device)
+    def __init__(self, levels, slope, anneal_iter, device, dtype=None):
+        dtype = compute_dtype(device) if dtype is None else dtype
         self.levels_np = np.asarray(levels, dtype=np.float64)
         self.levels = to_tensor(self.levels_np, device, dtype)
         self.inner = self.levels[1:-1].contiguous()

@@ -15,13 +15,17 @@ using nothing but the observed data (a masked / denoising autoencoder).
 from __future__ import annotations
 
 import copy
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseMatrixImputer
+from ._gradient import (
+    BATCH_SIZE_CONSTRAINT,
+    GradientTrainedImputer,
+    fill_parameter_docs,
+)
 from ._optim import train
 from ._torch import compute_dtype, fit_generator, linear, make_generator
 from .model_selection import split_indices
@@ -34,7 +38,8 @@ CHUNK_ROWS = 4096
 TRAIN_DTYPE = torch.float32
 
 
-class MLPImputer(BaseMatrixImputer):
+@fill_parameter_docs
+class MLPImputer(GradientTrainedImputer):
     """Impute with a neural network trained on randomly re-hidden entries.
 
     Each row is one sample. The network's input is the row after per-column
@@ -60,49 +65,30 @@ class MLPImputer(BaseMatrixImputer):
     mask_fraction : float in (0, 1), default=0.2
         Probability with which each observed entry is hidden from the input
         (and becomes a training target) in a mini-batch.
-    batch_size : int or None, default=64
-        Rows per mini-batch; None means full batch.
-    learning_rate : float, default=1e-3
-        Step size of Adam.
-    max_iter : int, default=500
-        Maximum number of epochs (passes over the rows).
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the observed entries (whole
-        entries, not rows), never show them during training, stop once their
-        error has not improved for ``n_iter_no_change`` epochs and keep the
-        best network. The held-out entries are inputs again afterwards:
-        ``fit_transform`` and ``transform`` see every observed entry.
-        Otherwise the training loss is monitored.
-    validation_fraction : float in (0, 1), default=0.1
-        Share of the observed entries held out for early stopping.
-    n_iter_no_change : int, default=30
-        Epochs without progress before stopping. The redrawn masks make
-        training noisy and the held-out error often stalls for 10-20 epochs
-        before improving again, hence more patience than ``MLPRegressor``.
-    missing_values : int, float or None, default=np.nan
-        The placeholder of missing entries.
-    keep_empty_features : bool, default=False
-        Keep all-missing columns in the output (filled with 0).
-    add_indicator : bool, default=False
-        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
-        column for each column with missing entries at fit), as
-        scikit-learn's imputers do; its names are in
-        ``get_feature_names_out()``.
-    min_value : float or array-like of shape (n_features,), default=-np.inf
-        Lower bound of the imputed values (observed entries are never
-        changed); an array gives one bound per column, as in
-        :class:`~sklearn.impute.IterativeImputer`.
-    max_value : float or array-like of shape (n_features,), default=np.inf
-        Upper bound of the imputed values.
-    device : str or torch.device, default="auto"
-        ``"auto"`` picks CUDA, then MPS, then the CPU.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation, the held-out split, the shuffles and the
-        masks; results on the CPU are bit-reproducible.
-    verbose : int, default=0
-        Show a progress bar with the training and validation losses.
+    {batch_size}
+        The items are the rows.
+    {learning_rate}
+        The update rule is Adam.
+    {max_iter}
+    {tol}
+    {early_stopping}
+        The held-out entries are whole entries, not rows, never shown during
+        training, and inputs again afterwards: ``fit_transform`` and
+        ``transform`` see every observed entry.
+    {validation_fraction}
+    {n_iter_no_change}
+        Counted in epochs. The redrawn masks make training noisy and the
+        held-out error often stalls for 10-20 epochs before improving again,
+        hence more patience than ``MLPRegressor``.
+    {missing_values}
+    {keep_empty_features}
+    {add_indicator}
+    {min_value}
+    {max_value}
+    {device}
+    {random_state}
+        The masks are drawn from it too.
+    {verbose}
 
     Attributes
     ----------
@@ -165,16 +151,10 @@ class MLPImputer(BaseMatrixImputer):
     _summary = "autoencoder-style MLP, inductive (tables, new rows)"
 
     _parameter_constraints: dict = {
-        **BaseMatrixImputer._parameter_constraints,
+        **GradientTrainedImputer._parameter_constraints,
         "hidden_layer_sizes": [StrOptions({"auto"}), "array-like"],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": BATCH_SIZE_CONSTRAINT,
     }
 
     _scaling = "standard"
@@ -203,20 +183,22 @@ class MLPImputer(BaseMatrixImputer):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.mask_fraction = mask_fraction
         self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.missing_values = missing_values
-        self.keep_empty_features = keep_empty_features
-        self.add_indicator = add_indicator
-        self.min_value = min_value
-        self.max_value = max_value
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            tol=tol,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            missing_values=missing_values,
+            keep_empty_features=keep_empty_features,
+            add_indicator=add_indicator,
+            min_value=min_value,
+            max_value=max_value,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
 
     # ----------------------------------------------------------------- fit
     def _fit(self, X: np.ndarray, mask: np.ndarray) -> None:
@@ -235,39 +217,13 @@ class MLPImputer(BaseMatrixImputer):
 
         values = torch.as_tensor(X, dtype=dtype, device=device).nan_to_num_(0.0)
         train_mask, held_out = self._split_observed(mask, split_seed, device)
-
-        mask_gen = make_generator(mask_seed)
         net = self.network_
-        fraction = self.mask_fraction
-
-        def loss_fn(idx):
-            rows = values if idx is None else values[idx]
-            seen = train_mask if idx is None else train_mask[idx]
-            # Drawn on the CPU generator so that a fit is reproducible
-            # whatever the device.
-            draw = torch.rand(seen.shape, generator=mask_gen, dtype=dtype)
-            hide = seen & (draw < fraction).to(device)
-            out = net(_network_input(rows, seen & ~hide))
-            err = torch.where(hide, out - rows, 0.0)
-            return (err * err).sum() / hide.sum().clamp(min=1)
-
+        loss_fn = _hidden_entries_loss(
+            net, values, train_mask, self.mask_fraction, make_generator(mask_seed)
+        )
         validation_fn = None
         if held_out is not None:
-            held_rows = torch.as_tensor(
-                np.flatnonzero(held_out.any(axis=1)), device=device
-            )
-            held = torch.as_tensor(held_out, device=device)
-            n_held = int(held_out.sum())
-
-            def validation_fn():
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                with torch.no_grad():
-                    for idx in torch.split(held_rows, CHUNK_ROWS):
-                        rows = values[idx]
-                        out = net(_network_input(rows, train_mask[idx]))
-                        err = torch.where(held[idx], out - rows, 0.0)
-                        total += (err * err).sum().to(torch.float64)
-                return float(total) / n_held
+            validation_fn = _held_out_loss(net, values, train_mask, held_out)
 
         result = train(
             net.parameters(),
@@ -325,6 +281,45 @@ class MLPImputer(BaseMatrixImputer):
             pred = net(_network_input(rows.nan_to_num(0.0), seen))
             out[start:stop] = pred.detach().cpu().to(torch.float64).numpy()
         return out
+
+
+def _hidden_entries_loss(net, values, train_mask, fraction, mask_gen):
+    """The training loss: squared error on a fresh random share of the
+    observed entries of the batch's rows, hidden from the input."""
+    device, dtype = values.device, values.dtype
+
+    def loss_fn(idx):
+        rows = values if idx is None else values[idx]
+        seen = train_mask if idx is None else train_mask[idx]
+        # Drawn on the CPU generator so that a fit is reproducible
+        # whatever the device.
+        draw = torch.rand(seen.shape, generator=mask_gen, dtype=dtype)
+        hide = seen & (draw < fraction).to(device)
+        out = net(_network_input(rows, seen & ~hide))
+        err = torch.where(hide, out - rows, 0.0)
+        return (err * err).sum() / hide.sum().clamp(min=1)
+
+    return loss_fn
+
+
+def _held_out_loss(net, values, train_mask, held_out):
+    """Mean squared error on the held-out entries, rows in chunks."""
+    device = values.device
+    held_rows = torch.as_tensor(np.flatnonzero(held_out.any(axis=1)), device=device)
+    held = torch.as_tensor(held_out, device=device)
+    n_held = int(held_out.sum())
+
+    def validation_fn():
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        with torch.no_grad():
+            for idx in torch.split(held_rows, CHUNK_ROWS):
+                rows = values[idx]
+                out = net(_network_input(rows, train_mask[idx]))
+                err = torch.where(held[idx], out - rows, 0.0)
+                total += (err * err).sum().to(torch.float64)
+        return float(total) / n_held
+
+    return validation_fn
 
 
 def _network_input(values: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

@@ -3,63 +3,56 @@
 A method supplies its parameters and a loss on a batch of indices (into
 whatever it trains on: observed entries, rows, ...); :func:`train` runs a
 short loop of shuffled mini-batches (or full batch) with Adam / SGD / RMSprop,
-and everything else is a :class:`Callback` (in the style of skorch's), driven
-through ``on_epoch_begin(loop, history)`` / ``on_epoch_end(loop, history)``
-and friends: :class:`DivergenceMonitor` (the rule below),
-:class:`EarlyStopping` on a held-out loss with the best state restored,
-:class:`Plateau` (convergence of the training loss), :class:`Schedule` and
-:class:`LRSchedule` (a penalty path, an annealing, a step-size schedule),
-:class:`StopWhen` (a method's own stopping rule) and :class:`ProgressBar`.
-``train``'s keywords build the default list (:func:`default_callbacks`);
-``callbacks=`` adds more. Everything is recorded in one :class:`History`,
-from which every method sets the same fitted attributes.
+and everything else is a callback (:mod:`sklearn_mc._callbacks`: divergence
+monitor, early stopping, plateau, schedules, a method's own stopping rule,
+progress bar). ``train``'s keywords build the default list
+(:func:`default_callbacks`); ``callbacks=`` adds more. Everything is recorded
+in one :class:`History`, from which every method sets the same fitted
+attributes.
 
-Divergence rule
----------------
-Training has diverged when a loss (an epoch's training loss, a held-out loss,
-or the training loss of the final state, evaluated after the last step) is
-not finite, when a parameter is not finite, when an epoch's loss exceeds
-``DIVERGENCE_FACTOR`` times the first epoch's, or when the final state's loss
-exceeds ``FINAL_FACTOR`` times the first epoch's (the fit ends worse than it
-started). Training then rewinds to the epoch with the lowest training loss so
-far (its parameters, epoch count and early-stopping state), halves the
-learning rate and goes on; after ``MAX_DIVERGENCE_RETRIES`` rewinds it raises
-:class:`DivergenceError`. A fit therefore never returns a state that is
-non-finite or worse than its start.
+Divergence rewind
+-----------------
+When a callback rejects a state (the divergence rule of
+:mod:`sklearn_mc._callbacks`: a loss or a parameter not finite, an epoch's
+loss far above the first epoch's, a final state worse than the start),
+training rewinds to the epoch with the lowest training loss so far (its
+parameters, epoch count and early-stopping state), halves the learning rate
+and goes on; after ``MAX_DIVERGENCE_RETRIES`` rewinds it raises
+:class:`~sklearn_mc._callbacks.DivergenceError`. A fit therefore never returns
+a state that is non-finite or worse than its start.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from tqdm.auto import tqdm
+
+from ._callbacks import (
+    Callback,
+    Diverged,
+    DivergenceError,
+    DivergenceMonitor,
+    EarlyStopping,
+    Plateau,
+    ProgressBar,
+    Schedule,
+    StopWhen,
+    _restore,
+    _snapshot,
+)
+
+# Re-export: ``_knn`` still imports the progress display from here (it moved
+# to ``_progress``).
+from ._progress import progress as progress
 
 #: how many times a diverging fit is rewound and retried with half the
 #: learning rate before it gives up with an error.
 MAX_DIVERGENCE_RETRIES = 6
-#: a finite epoch loss this many times above the first epoch's also counts as
-#: divergence (not the lowest's: near an exact fit, harmless noise on a loss of
-#: 1e-12 would look like an explosion): steps so large that the loss
-#: explodes without overflowing (Adam with a huge learning rate).
-DIVERGENCE_FACTOR = 1e4
-#: the final state (after the last step) has diverged when its training loss
-#: exceeds the first epoch's by this factor. Not 1: in mini-batches the first
-#: epoch's loss is an average over its steps, and some losses are themselves
-#: random (the MLP's masks), so a fit that made little progress may measure
-#: above it without having diverged. Fits that returned garbage before this
-#: check (fill values tens of times the data's range) measured 280x to 1e37x
-#: their first epoch's loss.
-FINAL_FACTOR = 2.0
-
-
-class DivergenceError(RuntimeError):
-    """Training diverged and halving the step size did not help."""
 
 
 @dataclass
@@ -214,69 +207,6 @@ def make_optimizer(
     raise ValueError(
         f"unknown optimizer {name!r}; use 'adam', 'sgd', 'rmsprop' or 'grouprmsprop'."
     )
-
-
-def progress(
-    total: int, verbose: int, desc: str, *, unit: str = "it", eta: bool = True
-):
-    """A progress display on stderr, shown only when ``verbose`` is truthy.
-
-    On a terminal (or in a notebook) a tqdm bar, kept at the end when
-    ``verbose > 1``; ``eta=False`` leaves out the remaining-time estimate (a
-    loop that may stop early has none worth showing). When stderr is not a
-    terminal (a redirected log) plain lines, about ten per loop, replace the
-    bar's ``\\r`` frames.
-    """
-    if not verbose:
-        return tqdm(total=total, disable=True)
-    if not _interactive():
-        return _LogLines(total, desc, unit)
-    fmt = None
-    if not eta:
-        fmt = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}{postfix}]"
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        leave=verbose > 1,
-        bar_format=fmt,
-        file=sys.stderr,
-    )
-
-
-def _interactive() -> bool:
-    if "ipykernel" in sys.modules:  # notebooks: tqdm.auto draws a widget
-        return True
-    isatty = getattr(sys.stderr, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
-
-
-class _LogLines:
-    """The part of tqdm's interface the loops use, as plain lines on stderr."""
-
-    def __init__(self, total: int, desc: str, unit: str):
-        self.total, self.desc, self.unit = total, desc, unit
-        self.n = 0
-        self.postfix: dict = {}
-        self.every = max(1, math.ceil(total / 10)) if total else 1
-
-    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
-        self.postfix = {**(ordered_dict or {}), **kwargs}
-
-    def update(self, n: int = 1) -> None:
-        before, self.n = self.n, self.n + n
-        if self.n // self.every > before // self.every or self.n == self.total:
-            values = "".join(f", {k}={v}" for k, v in self.postfix.items())
-            self.write(f"{self.desc}: {self.n}/{self.total} {self.unit}{values}")
-
-    def write(self, line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
 
 
 def train(
@@ -457,308 +387,6 @@ def warn_not_converged(name: str, max_iter: int, tol: float) -> None:
     )
 
 
-# ---------------------------------------------------------------- callbacks
-class Diverged(Exception):
-    """Raised by a callback to reject the current state: the loop rewinds."""
-
-
-class Callback:
-    """A hook into :func:`train`, in the style of skorch's callbacks.
-
-    Each ``on_*`` method receives the running :class:`_Loop` (``loop.params``,
-    ``loop.epoch``, ``loop.max_iter``, ``loop.lr``, ``loop.optimizer``,
-    ``loop.callbacks``, ``loop.stop(reason)``, ``loop.save_checkpoint()``) and
-    its :class:`History`. Every method does nothing by default.
-
-    A callback ends training by calling ``loop.stop(reason)`` and rejects the
-    current state (divergence) by raising :class:`Diverged`; the loop then
-    rewinds to its last checkpoint, where each callback gets back the value
-    its :meth:`state` returned then (through :meth:`restore`).
-    """
-
-    def on_train_begin(self, loop: _Loop, history: History) -> None:
-        """Before the first epoch."""
-
-    def on_epoch_begin(self, loop: _Loop, history: History) -> None:
-        """Before each epoch; ``loop.epoch`` counts the epochs already run."""
-
-    def on_epoch_end(self, loop: _Loop, history: History) -> None:
-        """After each epoch; its loss is ``history.train_loss[-1]``."""
-
-    def on_final_state(self, loop: _Loop, history: History) -> None:
-        """When training would end; ``history.final_loss`` is the training
-        loss of the state it would return. Raise :class:`Diverged` to refuse
-        it (training rewinds and goes on)."""
-
-    def on_train_end(self, loop: _Loop, history: History) -> None:
-        """After the last epoch (not called when training raised)."""
-
-    def close(self) -> None:
-        """Release what the callback holds; called last, also after an error."""
-
-    def status(self, loop: _Loop, history: History) -> dict:
-        """Values for the progress display (plain-language names)."""
-        return {}
-
-    def state(self):
-        """What a divergence rewind must give back (None: nothing)."""
-        return None
-
-    def restore(self, state) -> None:
-        """Take back the value :meth:`state` returned at the checkpoint."""
-
-
-class DivergenceMonitor(Callback):
-    """Reject the epochs and final states the divergence rule forbids.
-
-    An epoch's loss is rejected when it is not finite, when a parameter is not
-    finite, or when it exceeds ``factor`` times the first epoch's; the final
-    state when its loss exceeds ``final_factor`` times the first epoch's. The
-    start of the epoch with the lowest loss so far is the rewind checkpoint.
-    """
-
-    def __init__(
-        self, factor: float = DIVERGENCE_FACTOR, final_factor: float = FINAL_FACTOR
-    ):
-        self.factor, self.final_factor = factor, final_factor
-        self.first = self.lowest = None
-
-    def on_train_begin(self, loop, history):
-        self.first = self.lowest = None
-
-    def on_epoch_end(self, loop, history):
-        loss = history.train_loss[-1]
-        self._check(loop, loss, self.factor)
-        if loop.epoch == 1:
-            # the start's loss, measured again after each rewind to it: the
-            # largest measure, as a random loss may have drawn a low one
-            self.first = loss if self.first is None else max(self.first, loss)
-        if self.lowest is None or loss < self.lowest:
-            self.lowest = loss
-            loop.save_checkpoint()
-
-    def on_final_state(self, loop, history):
-        self._check(loop, history.final_loss, self.final_factor)
-
-    def _check(self, loop, loss: float, factor: float) -> None:
-        exploded = bool(self.first) and loss > factor * self.first
-        if (
-            exploded
-            or not _is_finite(loss)
-            or not all(bool(torch.isfinite(p).all()) for p in loop.params)
-        ):
-            raise Diverged
-
-
-class _NoImprovement(Callback):
-    """Count the checks without a relative improvement ``tol`` of a loss."""
-
-    def __init__(self, *, tol: float, patience: int):
-        self.tol, self.patience = tol, patience
-        self.best_value, self.best_epoch, self.no_change = math.inf, 0, 0
-
-    def _check(self, loop, history, value: float) -> bool:
-        """Record ``value``; True when it is the best so far."""
-        if value < self.best_value - self.tol * abs(self.best_value):
-            self.no_change = 0
-        else:
-            self.no_change += 1
-        if not value < self.best_value:
-            return False
-        self.best_value, self.best_epoch = value, loop.epoch
-        history.best_iter = loop.epoch
-        return True
-
-    def status(self, loop, history):
-        if self.patience > loop.max_iter:
-            return {}
-        return {"checks without gain": f"{self.no_change}/{self.patience}"}
-
-    def state(self):
-        return self.best_value, self.best_epoch, self.no_change
-
-    def restore(self, state):
-        self.best_value, self.best_epoch, self.no_change = state
-
-
-class Plateau(_NoImprovement):
-    """Stop as converged after ``patience`` epochs in which the training loss
-    did not fall by a fraction ``tol`` below its lowest value."""
-
-    def on_train_begin(self, loop, history):
-        self.best_value, self.best_epoch, self.no_change = math.inf, 0, 0
-
-    def on_epoch_end(self, loop, history):
-        self._check(loop, history, history.train_loss[-1])
-        if self.no_change >= self.patience:
-            loop.stop("converged")
-
-
-class EarlyStopping(_NoImprovement):
-    """Early stopping on a held-out loss, with the best state restored.
-
-    Every ``every`` epochs ``validation_fn()`` is recorded in the history;
-    after ``patience`` checks without a relative improvement ``tol``, training
-    stops (``"early_stopping"``). At the end the parameters of the best check
-    are restored (``restore_best``), or the starting state's when no check
-    beat it. A non-finite held-out loss is a divergence.
-    """
-
-    def __init__(
-        self,
-        validation_fn: Callable[[], float],
-        *,
-        tol: float = 1e-4,
-        patience: int = 10,
-        every: int = 1,
-        restore_best: bool = True,
-    ):
-        super().__init__(tol=tol, patience=patience)
-        self.validation_fn, self.every = validation_fn, every
-        self.restore_best = restore_best
-        self.start = self.best_state = None
-
-    def on_train_begin(self, loop, history):
-        value = float(self.validation_fn())
-        history.start_validation_loss = value
-        if not _is_finite(value):
-            raise DivergenceError(
-                f"the held-out loss of the starting point is {value}; the "
-                "data or the model's initialisation is not usable."
-            )
-        self.start = _snapshot(loop.params) if self.restore_best else None
-        self.best_value, self.best_state, self.best_epoch, self.no_change = (
-            math.inf,
-            self.start,
-            0,
-            0,
-        )
-
-    def on_epoch_end(self, loop, history):
-        if loop.epoch % self.every:
-            return
-        value = float(self.validation_fn())
-        if not _is_finite(value):
-            raise Diverged
-        history.validation_loss.append(value)
-        history.validation_iter.append(loop.epoch)
-        if self._check(loop, history, value) and self.restore_best:
-            self.best_state = _snapshot(loop.params)
-        if self.no_change >= self.patience:
-            loop.stop("early_stopping")
-
-    def on_train_end(self, loop, history):
-        if not history.validation_loss:
-            return
-        if not self.best_value <= history.start_validation_loss:
-            self.best_value, self.best_state, self.best_epoch = (
-                history.start_validation_loss,
-                self.start,
-                0,
-            )
-        history.best_iter, history.best_loss = self.best_epoch, self.best_value
-        if self.restore_best:
-            _restore(loop.params, self.best_state)
-
-    def status(self, loop, history):
-        values = {}
-        if history.validation_loss:
-            values["held-out loss"] = f"{history.validation_loss[-1]:.4g}"
-            values["best"] = f"{self.best_value:.4g} (epoch {history.best_iter})"
-        return {**values, **super().status(loop, history)}
-
-    def state(self):
-        return (*super().state(), self.best_state)
-
-    def restore(self, state):
-        *rest, self.best_state = state
-        super().restore(tuple(rest))
-
-
-class Schedule(Callback):
-    """Call ``fn(epoch)`` before each epoch (a penalty path, an annealing)."""
-
-    def __init__(self, fn: Callable[[int], None]):
-        self.fn = fn
-
-    def on_epoch_begin(self, loop, history):
-        self.fn(loop.epoch)
-
-
-class LRSchedule(Callback):
-    """Set the step size to ``loop.lr * factor(epoch)`` before each epoch.
-
-    ``loop.lr`` is the learning rate after the divergence rewinds, so a
-    schedule keeps their halvings.
-    """
-
-    def __init__(self, factor: Callable[[int], float]):
-        self.factor = factor
-
-    def on_epoch_begin(self, loop, history):
-        lr = loop.lr * float(self.factor(loop.epoch))
-        for group in loop.optimizer.param_groups:
-            group["lr"] = lr
-
-
-class StopWhen(Callback):
-    """End training as converged when ``fn(epoch)`` returns True (a method's
-    own rule; not asked once another callback has stopped the epoch)."""
-
-    def __init__(self, fn: Callable[[int], bool]):
-        self.fn = fn
-
-    def on_epoch_end(self, loop, history):
-        if not loop.stopped and self.fn(loop.epoch):
-            loop.stop("converged")
-
-
-class ProgressBar(Callback):
-    """The progress display (:func:`progress`) and, at the end, the summary.
-
-    The values shown are the training loss, each other callback's
-    :meth:`~Callback.status` and ``status_fn()``. Put it last.
-    """
-
-    def __init__(
-        self,
-        verbose: int,
-        desc: str,
-        *,
-        eta: bool = True,
-        status_fn: Callable[[], dict] | None = None,
-    ):
-        self.verbose, self.desc, self.eta = verbose, desc, eta
-        self.status_fn = status_fn
-        self.bar = None
-
-    def on_train_begin(self, loop, history):
-        self.bar = progress(
-            loop.max_iter, self.verbose, self.desc, unit="epoch", eta=self.eta
-        )
-
-    def on_epoch_end(self, loop, history):
-        if not self.verbose:
-            return
-        values = {"training loss": f"{history.train_loss[-1]:.4g}"}
-        for callback in loop.callbacks:
-            if callback is not self:
-                values.update(callback.status(loop, history))
-        if self.status_fn is not None:
-            values.update(self.status_fn())
-        self.bar.n = loop.epoch - 1  # a rewind moves the count back
-        self.bar.set_postfix(values, refresh=False)
-        self.bar.update(1)
-
-    def on_train_end(self, loop, history):
-        if self.verbose:
-            print(history.summary(self.desc), file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
 # --------------------------------------------------------------------- loop
 @dataclass
 class _Checkpoint:
@@ -924,17 +552,3 @@ def _run_epoch(params, opt, loss_fn, n_samples, batch_size, full_batch, gen, dev
         opt.step()
         total += loss.detach().to(torch.float64) * idx.numel()
     return float(total) / n_samples
-
-
-def _snapshot(params):
-    return [p.detach().clone() for p in params]
-
-
-def _restore(params, state):
-    with torch.no_grad():
-        for p, s in zip(params, state, strict=True):
-            p.copy_(s)
-
-
-def _is_finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")

@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._observed import ObservedEntries, is_sparse
+from ._scaling import _apply_scaling, _unscale, scaling_from_entries
 
 __all__ = ["is_sparse"]  # re-exported for _base.py
 
@@ -96,8 +97,6 @@ def _validate_sparse(est, X, *, reset: bool) -> ObservedEntries:
 
 def _scaling_from_entries(entries: ObservedEntries, kind: str):
     """The base class's scaling statistics, from the observed entries only."""
-    from ._base import scaling_from_entries
-
     return scaling_from_entries(entries.values, entries.cols, entries.shape[1], kind)
 
 
@@ -106,8 +105,6 @@ def _scaled(est, entries: ObservedEntries) -> ObservedEntries:
 
     In chunks, so the per-entry copies of the shifts and factors stay small.
     """
-    from ._base import _apply_scaling
-
     shift, factor = est._scale_shift, est._scale_factor
     values, cols = entries.values, entries.cols
     out = np.empty(values.shape, dtype=np.result_type(values.dtype, shift.dtype))
@@ -123,8 +120,6 @@ _SCALE_CHUNK = 2**20
 
 
 def _unscaled(est, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    from ._base import _unscale
-
     values = np.asarray(values, dtype=np.float64)
     return _unscale(values, est._scale_shift[cols], est._scale_factor[cols])
 

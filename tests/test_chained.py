@@ -8,6 +8,7 @@ from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 from sklearn.linear_model import BayesianRidge
+from sklearn.neighbors import KNeighborsRegressor
 
 from sklearn_mc import ChainedImputer
 from sklearn_mc.datasets import make_mask
@@ -75,7 +76,9 @@ def test_keeps_linear_completion_on_linear_data():
 def test_empty_estimator_list_is_chained_bayesian_ridge():
     X = _linear()
     X_missing, mask = _hide(X)
-    est = ChainedImputer(estimators=[], max_iter=10, tol=0.0, random_state=0)
+    est = ChainedImputer(
+        estimators=[], low_rank=False, max_iter=10, tol=0.0, random_state=0
+    )
     out = est.fit_transform(X_missing)
     ref = IterativeImputer(BayesianRidge(), max_iter=10, tol=0.0, random_state=0)
     ref_out = ref.fit_transform(X_missing)
@@ -105,7 +108,10 @@ def test_transform_of_training_rows_matches_fit_transform():
 def test_refinement_rounds_are_chosen_by_held_out_error():
     X = _chain(200)
     X_missing, mask = _hide(X, rate=0.3)
-    est = ChainedImputer(estimators=TREES20, n_folds=2, max_refine=3, random_state=0)
+    # the low-rank option is left out: the test isolates the tree refits
+    est = ChainedImputer(
+        estimators=TREES20, n_folds=2, max_refine=3, low_rank=False, random_state=0
+    )
     out = est.fit_transform(X_missing)
     scores = est.refine_scores_
     # each kept round lowered the selection runs' held-out error
@@ -113,7 +119,9 @@ def test_refinement_rounds_are_chosen_by_held_out_error():
     assert all(b < a for a, b in zip(scores, scores[1:], strict=False))
     # and the rounds pay on the truly missing entries: trees refitted on their
     # own completion (missForest) beat one tree stage on the linear chain
-    single = ChainedImputer(estimators=TREES20, n_folds=2, max_refine=0, random_state=0)
+    single = ChainedImputer(
+        estimators=TREES20, n_folds=2, max_refine=0, low_rank=False, random_state=0
+    )
     single_out = single.fit_transform(X_missing)
     assert single.refine_estimators_ == [] and len(single.refine_scores_) == 1
     assert _rmse(out, X, mask) < 0.97 * _rmse(single_out, X, mask)
@@ -142,6 +150,63 @@ def test_tall_table_subsamples_rows():
     )
     if trees is not None:
         assert trees.estimators_[0].tree_.n_node_samples[0] <= 150
+
+
+def _gaussian_low_rank(n=150, p=12, rank=2, seed=2):
+    rng = np.random.RandomState(seed)
+    signal = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, p))
+    return signal + 0.3 * rng.standard_normal((n, p))
+
+
+def test_low_rank_blend_is_chosen_on_held_out_entries_and_pays():
+    # Half the entries missing in a rank-2 table: the chained regressions run
+    # on features that are half imputed, the soft-thresholded SVD fits the
+    # structure jointly (Mazumder, Hastie and Tibshirani's SoftImpute).
+    X = _gaussian_low_rank()
+    X_missing, mask = _hide(X, rate=0.5, seed=3)
+    knn = [("knn", KNeighborsRegressor(n_neighbors=5))]
+    kwargs = dict(estimators=knn, n_folds=2, max_iter=5, random_state=0)
+    with_low = ChainedImputer(**kwargs)
+    out = with_low.fit_transform(X_missing)
+    without = ChainedImputer(low_rank=False, **kwargs)
+    out_without = without.fit_transform(X_missing)
+    # the blend comes last: the chained fit and its choices are unchanged
+    assert with_low.chosen_ == without.chosen_
+    assert with_low.selection_scores_ == without.selection_scores_
+    scores = with_low.low_rank_scores_
+    assert with_low.low_rank_shrinkage_ == min(scores, key=scores.get)
+    weights = with_low.low_rank_weights_
+    for w, blend in zip(weights, with_low.low_rank_blend_scores_, strict=True):
+        assert w == (min(blend, key=blend.get) if blend else 0.0)
+    assert (weights > 0).sum() >= 6
+    untouched = np.flatnonzero(weights == 0)
+    np.testing.assert_array_equal(out[:, untouched], out_without[:, untouched])
+    assert without.low_rank_map_ is None and not without.low_rank_weights_.any()
+    assert _rmse(out, X, mask) < 0.95 * _rmse(out_without, X, mask)
+    # new rows (here the training rows again) get the same low-rank map
+    np.testing.assert_allclose(with_low.transform(X_missing), out, atol=1e-8)
+
+
+def test_low_rank_completion_is_the_soft_impute_fixed_point():
+    from sklearn_mc._chained import _low_rank_complete, _soft_impute_map
+
+    X = _gaussian_low_rank(n=40, p=6)
+    X = (X - X.mean(0)) / X.std(0)
+    _, hidden = _hide(X, rate=0.3, seed=4)
+    observed = ~hidden
+    weights = _soft_impute_map(X, observed, 0.05)
+    np.testing.assert_allclose(weights, weights.T, atol=1e-12)
+    eig = np.linalg.eigvalsh(weights)
+    assert eig.min() > -1e-10 and eig.max() < 1
+    out = _low_rank_complete(X, observed, weights)
+    np.testing.assert_array_equal(out[observed], X[observed])
+    # missing entries satisfy f_m = (f W)_m: the SoftImpute update, W fixed
+    np.testing.assert_allclose(out[hidden], (out @ weights)[hidden], atol=1e-10)
+    # ... which the frozen update reaches by iteration from the column means
+    filled = np.where(observed, X, 0.0)
+    for _ in range(2000):
+        filled = np.where(observed, X, filled @ weights)
+    np.testing.assert_allclose(out, filled, atol=1e-6)
 
 
 @pytest.mark.parametrize(

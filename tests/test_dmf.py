@@ -328,7 +328,10 @@ def test_epoch_cost_is_linear_in_rows(monkeypatch):
     assert large_cost < 2 * small_cost
 
 
-def test_cached_columns_still_learn():
+def test_cached_columns_still_learn(monkeypatch):
+    from sklearn_mc import _dmf
+
+    monkeypatch.setattr(_dmf, "_PROJECT_FACTOR", 10**9)  # the cache, not R
     rng = np.random.RandomState(0)
     X = rng.randn(600, 3) @ rng.randn(3, 8)
     X_missing = np.where(rng.rand(*X.shape) < 0.25, np.nan, X)
@@ -356,7 +359,7 @@ def test_delayed_gradient_and_all_vectors_without_copies():
     # Issue 14 item 7: the cached side's delayed gradient reaches the weight
     # without a weight-sized product, and the whole-side sparse matrices are
     # built from the grouped entries as they are (no gather, no sort).
-    from sklearn_mc._dmf import _coalesced, _DelayedGradient, _Sparse
+    from sklearn_mc._dmf import _csr, _DelayedGradient, _Sparse
 
     w = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     g = torch.randn(6, 3, dtype=torch.float64)
@@ -374,7 +377,74 @@ def test_delayed_gradient_and_all_vectors_without_copies():
         by_row.all_vectors(), by_row.gather(torch.arange(9)), strict=True
     ):
         assert torch.equal(torch.as_tensor(got), torch.as_tensor(want))
-    S, St = _coalesced(by_row, 9, 5), _coalesced(by_col, 5, 9)
-    assert S.is_coalesced() and St.is_coalesced()
+    S, St = _csr(by_row, 9, 5), _csr(by_col, 5, 9)
+    assert S.values().data_ptr() == by_row.values.data_ptr()
+    assert St.col_indices().data_ptr() == by_col.indices.data_ptr()
     np.testing.assert_array_equal(S.to_dense().numpy(), dense)
     np.testing.assert_array_equal(St.to_dense().numpy(), dense.T)
+
+
+def test_auto_width_is_capped_by_the_short_side():
+    # Issue 14 item 7: at the old fixed width 256 the column branch of a
+    # 100,000 x 50 table held 100,000 x 256 first-layer weights (62 x X).
+    X = make_ratings(40, 12, density=0.5, random_state=0)
+    est = DMFImputer(latent_dim=4, max_iter=2, random_state=0).fit(X)
+    assert est.hidden_layer_sizes_ == (12,)
+    assert est.row_branch_.weight.shape == (12, 12)
+    est = DMFImputer(latent_dim=16, max_iter=2, random_state=0).fit(X)
+    assert est.hidden_layer_sizes_ == (16,)
+    assert DMFImputer()._hidden_sizes(None, 6040, 3706, 900_000) == [256]
+    assert DMFImputer()._hidden_sizes(None, 100_000, 50, 4_000_000) == [64]
+    assert DMFImputer()._hidden_sizes([7, 3], 70_000, 10_000, 10**8) == [7, 3]
+
+
+def test_tall_table_projects_the_long_inputs(monkeypatch):
+    from sklearn_mc import _dmf
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 3) @ rng.randn(3, 6)
+    X_missing = np.where(rng.rand(*X.shape) < 0.25, np.nan, X)
+    hidden = np.isnan(X_missing)
+    est = small(batch_size=32, max_iter=10)
+    out = est.fit_transform(X_missing)
+    # the column branch sees each 600-vector through a fixed projection to
+    # 32 dimensions: 32 x 32 learned weights, not 600 x 32
+    assert est.col_branch_.projection.shape == (600, 32)
+    assert est.col_branch_.weight.shape == (32, 32)
+    assert est.row_branch_.projection is None
+    monkeypatch.setattr(_dmf, "_PROJECT_FACTOR", 10**9)
+    full = small(batch_size=32, max_iter=10).fit_transform(X_missing)
+    means = np.broadcast_to(np.nanmean(X_missing, axis=0), X.shape)
+    error = rmse(out[hidden], X[hidden])
+    assert error < 0.75 * rmse(means[hidden], X[hidden])
+    assert error < 1.1 * rmse(full[hidden], X[hidden])
+    new = est.complete(X_new_cols=X_missing[:, :2]).new_cols
+    assert np.isfinite(new).all() and new.shape == (600, 2)
+    kept = ~hidden[:, :2]
+    np.testing.assert_array_equal(new[kept], X_missing[:, :2][kept])
+
+
+def test_float32_training_above_the_size_threshold(ratings, monkeypatch):
+    from sklearn_mc import _dmf
+
+    X_train, _, _ = ratings
+    monkeypatch.setattr(_dmf, "_FLOAT32_ENTRIES", 100)
+    est = small(max_iter=3)
+    out = est.fit_transform(X_train)
+    assert est.row_branch_.weight.dtype == torch.float32
+    assert out.dtype == np.float64 and est.row_factors_.dtype == np.float64
+    assert est.transform(X_train[:5]).dtype == np.float64
+    observed = ~np.isnan(X_train)
+    np.testing.assert_array_equal(out[observed], X_train[observed])
+    assert np.isfinite(out).all()
+
+
+def test_auto_batch_bounds_the_steps_per_epoch(monkeypatch):
+    from sklearn_mc import _dmf
+
+    monkeypatch.setattr(_dmf, "_MIN_BATCH", 8)
+    monkeypatch.setattr(_dmf, "_MAX_STEPS", 4)
+    X = make_ratings(40, 20, density=0.5, random_state=0)
+    est = small(batch_size="auto", max_iter=2, early_stopping=False).fit(X)
+    assert est.batch_size_ == int(np.ceil(np.isfinite(X).sum() / 4))
+    assert small(batch_size=16, max_iter=1).fit(X).batch_size_ == 16

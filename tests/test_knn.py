@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -41,7 +43,7 @@ def _brute_force(X_fit, X, k, weights):
 
 
 def _pair(**params):
-    ours = KNNImputer(device="cpu", **params)
+    ours = KNNImputer(mean_shrinkage=None, device="cpu", **params)
     theirs = SklearnKNNImputer(**params)
     return ours, theirs
 
@@ -68,7 +70,9 @@ def test_matches_brute_force_on_offset_data(weights):
     # (scikit-learn itself loses digits here, hence the brute-force reference).
     X, Y = _random_problem(3, n=50, p=6, rate=0.25)
     X, Y = X + 1e6, Y + 1e6
-    est = KNNImputer(n_neighbors=4, weights=weights, device="cpu").fit(X)
+    est = KNNImputer(
+        mean_shrinkage=None, n_neighbors=4, weights=weights, device="cpu"
+    ).fit(X)
     np.testing.assert_allclose(
         est.transform(Y), _brute_force(X, Y, 4, weights), atol=1e-8
     )
@@ -78,7 +82,7 @@ def test_matches_brute_force_on_offset_data(weights):
 @pytest.mark.parametrize("rate", [0.35, 0.8])
 def test_searches_chunking_and_fallback_give_identical_results(weights, rate):
     X, Y = _random_problem(4, n=60, p=7, rate=rate)
-    base = KNNImputer(weights=weights, device="cpu").fit(X)
+    base = KNNImputer(mean_shrinkage=None, weights=weights, device="cpu").fit(X)
     expected = base.transform(Y)
     assert np.allclose(expected, _brute_force(X, Y, 5, weights), atol=1e-10)
     settings = [
@@ -90,7 +94,7 @@ def test_searches_chunking_and_fallback_give_identical_results(weights, rate):
         ("donors", 1, None),
     ]
     for search, chunk_rows, n_candidates in settings:
-        est = KNNImputer(weights=weights, device="cpu").fit(X)
+        est = KNNImputer(mean_shrinkage=None, weights=weights, device="cpu").fit(X)
         est._search, est._chunk_rows, est._n_candidates = (
             search,
             chunk_rows,
@@ -110,7 +114,7 @@ def test_certification_not_fooled_by_loose_float32_bounds():
     nan = np.nan
     X = np.array([[1.001, 1.001, 100, 1000], [1, 1, 0, nan], [50, 50, nan, -1000]])
     Y = np.array([[0.0, 0.0, nan, nan]])
-    est = KNNImputer(n_neighbors=1, device="cpu").fit(X)
+    est = KNNImputer(mean_shrinkage=None, n_neighbors=1, device="cpu").fit(X)
     est._search, est._n_candidates = "candidates", 1
     np.testing.assert_array_equal(est.transform(Y), [[0, 0, 0, 1000]])
     np.testing.assert_array_equal(
@@ -119,7 +123,6 @@ def test_certification_not_fooled_by_loose_float32_bounds():
 
 
 def test_float32_lower_bounds_hold():
-    import torch
 
     from sklearn_mc._knn_rows import LowerBounds as _LowerBounds
 
@@ -157,7 +160,7 @@ def test_working_memory_bounds_chunks(monkeypatch, search):
     import sklearn_mc._knn_rows as knn
 
     X, Y = _random_problem(5, n=200, p=5)
-    expected = KNNImputer(device="cpu").fit(X).transform(Y)
+    expected = KNNImputer(mean_shrinkage=None, device="cpu").fit(X).transform(Y)
     chunks = []
     spied = "impute_candidates" if search == "candidates" else "impute_exact"
     original = getattr(knn, spied)
@@ -167,7 +170,7 @@ def test_working_memory_bounds_chunks(monkeypatch, search):
         return original(A, *args)
 
     monkeypatch.setattr(knn, spied, spy)
-    est = KNNImputer(device="cpu").fit(X)
+    est = KNNImputer(mean_shrinkage=None, device="cpu").fit(X)
     est._search = search
     with sklearn.config_context(working_memory=0.01):  # 10 KiB
         out = est.transform(Y)
@@ -251,7 +254,7 @@ def test_issue_17_reproduction_row_independent():
     # row 3 got [1, 1] in the batch and [2, 1] alone.
     nan = np.nan
     X = np.array([[nan, 2], [1, 0], [nan, nan], [nan, 1], [2, 2], [nan, 2.0]])
-    est = KNNImputer(n_neighbors=1, device="cpu").fit(X)
+    est = KNNImputer(mean_shrinkage=None, n_neighbors=1, device="cpu").fit(X)
     np.testing.assert_array_equal(est.transform(X)[3], [1.0, 1.0])
     np.testing.assert_array_equal(est.transform(X[3:4])[0], [1.0, 1.0])
     sk = SklearnKNNImputer(n_neighbors=1).fit(X)
@@ -274,7 +277,7 @@ def test_argpartition_rule_is_not_first_by_position():
 def test_float32_input():
     X, Y = _random_problem(11, n=30, p=5)
     X32 = np.round(X * 4).astype(np.float32) / 4
-    est = KNNImputer(n_neighbors=3, device="cpu")
+    est = KNNImputer(mean_shrinkage=None, n_neighbors=3, device="cpu")
     out = est.fit_transform(X32)
     assert np.isfinite(out).all()
     ref = SklearnKNNImputer(n_neighbors=3).fit_transform(X32.astype(np.float64))
@@ -283,12 +286,16 @@ def test_float32_input():
 
 def test_max_donors_subsample():
     X, Y = _random_problem(12, n=60, p=5, rate=0.3)
-    exact = KNNImputer(device="cpu").fit(X)
+    exact = KNNImputer(mean_shrinkage=None, device="cpu").fit(X)
     # At least as many donors as rows: the exact method.
-    same = KNNImputer(max_donors=60, device="cpu").fit(X)
+    same = KNNImputer(mean_shrinkage=None, max_donors=60, device="cpu").fit(X)
     np.testing.assert_array_equal(same.transform(Y), exact.transform(Y))
-    a = KNNImputer(max_donors=10, random_state=0, device="cpu").fit(X)
-    b = KNNImputer(max_donors=10, random_state=0, device="cpu").fit(X)
+    a = KNNImputer(
+        mean_shrinkage=None, max_donors=10, random_state=0, device="cpu"
+    ).fit(X)
+    b = KNNImputer(
+        mean_shrinkage=None, max_donors=10, random_state=0, device="cpu"
+    ).fit(X)
     np.testing.assert_array_equal(a.transform(Y), b.transform(Y))
     # The subsample's rows (plus a donor for any column they miss) are the
     # donors: the same as scikit-learn fitted on those rows.
@@ -325,14 +332,24 @@ def test_features_axis_hand_checked():
     X = _columns_case()
     Y = np.array([[np.nan, 40, 1, 100], [np.nan, np.nan, np.nan, 100.0]])
     # Nearest column to 0 is column 1 (standardised copy): x0 = x1 / 10.
-    one = KNNImputer(n_neighbors=1, axis="features", device="cpu").fit(X)
+    one = KNNImputer(
+        mean_shrinkage=None, n_neighbors=1, axis="features", device="cpu"
+    ).fit(X)
     np.testing.assert_allclose(one.transform(Y), [[4, 40, 1, 100], [2.5, 25, 2.5, 100]])
     # Column 3 is undefined, so 3 neighbours are columns 1 and 2, and the
     # mirrored column cancels column 1: the mean.
-    two = KNNImputer(n_neighbors=3, axis="features", device="cpu").fit(X)
+    two = KNNImputer(
+        mean_shrinkage=None, n_neighbors=3, axis="features", device="cpu"
+    ).fit(X)
     np.testing.assert_allclose(two.transform(Y)[0], [2.5, 40, 1, 100])
     # 1/d weights: column 1 is at distance 0 and takes all the weight.
-    dist = KNNImputer(n_neighbors=3, weights="distance", axis="features", device="cpu")
+    dist = KNNImputer(
+        n_neighbors=3,
+        weights="distance",
+        axis="features",
+        mean_shrinkage=None,
+        device="cpu",
+    )
     np.testing.assert_allclose(dist.fit(X).transform(Y)[0], [4, 40, 1, 100])
     # Column 3 has no defined distance to the others: column means.
     out = two.fit_transform(X)
@@ -347,7 +364,7 @@ def test_features_axis_chunking_and_correlated_columns():
     X = z * scales + offsets + 0.01 * rng.standard_normal((80, 4))
     X_missing = X.copy()
     X_missing[rng.rand(*X.shape) < 0.2] = np.nan
-    est = KNNImputer(n_neighbors=2, axis="features", device="cpu")
+    est = KNNImputer(mean_shrinkage=None, n_neighbors=2, axis="features", device="cpu")
     out = est.fit_transform(X_missing)
     # Rows that observe another column: columns on very different scales
     # still inform each other.
@@ -377,44 +394,15 @@ def test_ties_do_not_depend_on_the_other_rows_transformed():
     X[0, :2] = 0.0
     X[3, 3] = 0.0
     X[[1, 2], 0] = X[6, 1] = X[9, 3] = np.nan
-    est = KNNImputer().fit(X)
+    est = KNNImputer(
+        mean_shrinkage=None,
+    ).fit(X)
     perm = np.arange(X.shape[0])[::-1]
     np.testing.assert_array_equal(est.transform(X[perm]), est.transform(X)[perm])
     np.testing.assert_array_equal(est.transform(X[9:10]), est.transform(X)[9:10])
     # The rule is scikit-learn's (np.argpartition over the donors).
     sk = SklearnKNNImputer().fit(X)
     np.testing.assert_allclose(est.transform(X), sk.transform(X), rtol=1e-12)
-
-
-@pytest.mark.parametrize(
-    "top, float32_exact, mode",
-    [
-        (5, True, torch.float32),  # small integers: one float32 product
-        (5, False, torch.float64),  # float32 not allowed: float64 product
-        (2**22, True, None),  # S + c n_common beyond 2**53: three products
-    ],
-)
-def test_packed_gram_sums_are_exact(top, float32_exact, mode):
-    import sklearn_mc._knn_rows as knn
-
-    rng = np.random.RandomState(3)
-    X = rng.randint(-top, top + 1, size=(30, 8)).astype(float)
-    X[rng.rand(*X.shape) < 0.3] = np.nan
-    mask = ~np.isnan(X)
-    A = np.nan_to_num(X)
-    cpu = torch.device("cpu")
-    train = knn.Train(X, mask, np.nanmean(X, 0), knn.grid(X[mask]), cpu, torch.float64)
-    assert knn.rows_on_grid(A, mask, train.grid, 8).all()
-    gram = knn.PackedGram(train, 0, float(top), float32_exact=float32_exact)
-    assert gram.dtype == mode
-    S, count = gram(torch.as_tensor(A), torch.as_tensor(mask))
-    # The difference form, one coordinate at a time, in exact integers.
-    diff = (A[:, None, :] - A[None, :, :]) ** 2
-    both = mask[:, None, :] & mask[None, :, :]
-    expected = np.where(both, diff, 0).astype(np.int64).sum(-1)
-    got = (S.double() * gram.unit2).numpy()
-    np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(count.numpy(), both.sum(-1))
 
 
 def test_grid_rows_replay_ties_and_fall_back_like_sklearn(monkeypatch):
@@ -442,7 +430,9 @@ def test_grid_rows_replay_ties_and_fall_back_like_sklearn(monkeypatch):
     monkeypatch.setattr(knn, "select_exact", spy_redo)
     for weights in ("uniform", "distance"):
         for n_cand, chunk in ((None, None), (3, 7)):
-            ours = KNNImputer(n_neighbors=5, weights=weights, device="cpu")
+            ours = KNNImputer(
+                mean_shrinkage=None, n_neighbors=5, weights=weights, device="cpu"
+            )
             ours._search, ours._n_candidates, ours._chunk_rows = (
                 "candidates",
                 n_cand,
@@ -466,3 +456,182 @@ def test_grid_rows_with_wide_integers_like_sklearn():
     np.testing.assert_allclose(
         ours.fit_transform(X), theirs.fit_transform(X), rtol=1e-12, atol=0
     )
+
+
+# ------------------------------------------------- mean_shrinkage="auto"
+def _rmse(out, X, hidden):
+    return np.sqrt(np.mean((out[hidden] - X[hidden]) ** 2))
+
+
+@pytest.mark.parametrize("n, p, rate", [(200, 5, 0.5), (400, 10, 0.3), (150, 4, 0.6)])
+def test_default_not_worse_than_mean_on_noise_columns(n, p, rate):
+    # Independent columns: a neighbour average is the mean of k draws of the
+    # column, RMSE ~ sqrt(1 + 1/k) times the mean's. The default shrinks it
+    # back to the mean (old code: scikit-learn's rule, 5-10 % worse).
+    rng = np.random.RandomState(n + p)
+    X = rng.standard_normal((n, p))
+    hidden = rng.rand(n, p) < rate
+    X_missing = np.where(hidden, np.nan, X)
+    mean = _rmse(np.where(hidden, np.nanmean(X_missing, 0), X), X, hidden)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # columns shrunk to the mean
+        auto = KNNImputer(random_state=0, device="cpu").fit_transform(X_missing)
+    plain = KNNImputer(mean_shrinkage=None, device="cpu").fit_transform(X_missing)
+    assert _rmse(plain, X, hidden) > 1.05 * mean  # the problem is real here
+    assert _rmse(auto, X, hidden) < 1.02 * mean
+
+
+@pytest.mark.parametrize("n, p, rate", [(240, 6, 0.2), (160, 12, 0.5)])
+def test_default_keeps_knn_on_neighbour_structure(n, p, rate):
+    # Rows in tight, well separated clusters: the neighbours predict far
+    # better than the mean and the blend keeps them (w near 1).
+    rng = np.random.RandomState(p)
+    centres = 3 * rng.standard_normal((8, p))
+    X = centres[rng.randint(0, 8, n)] + 0.1 * rng.standard_normal((n, p))
+    hidden = rng.rand(n, p) < rate
+    X_missing = np.where(hidden, np.nan, X)
+    est = KNNImputer(random_state=0, device="cpu")
+    auto = est.fit_transform(X_missing)
+    plain = KNNImputer(mean_shrinkage=None, device="cpu").fit_transform(X_missing)
+    assert (est.blend_weights_ > 0.95).all()
+    assert _rmse(auto, X, hidden) < 1.01 * _rmse(plain, X, hidden)
+    mean = _rmse(np.where(hidden, np.nanmean(X_missing, 0), X), X, hidden)
+    assert _rmse(auto, X, hidden) < 0.3 * mean
+
+
+def _parity_table(n_pairs=60, seed=0):
+    # Rows come in near-duplicate pairs (columns a-f); column "parity" is
+    # +0.1 in one row of a pair and -0.1 in the other (small, so the partner
+    # stays the nearest row), so a row's nearest neighbour holds minus its
+    # value: anti-predictive. A row that were its own donor would predict it
+    # exactly instead.
+    import pandas as pd
+
+    rng = np.random.RandomState(seed)
+    base = 5 * rng.standard_normal((n_pairs, 6))
+    X = np.repeat(base, 2, axis=0) + 0.01 * rng.standard_normal((2 * n_pairs, 6))
+    parity = np.tile([0.1, -0.1], n_pairs)
+    X = np.column_stack([X, parity])
+    X[rng.rand(2 * n_pairs) < 0.1, 0] = np.nan
+    return pd.DataFrame(X, columns=[*"abcdef", "parity"])
+
+
+def test_anti_predictive_column_shrunk_to_mean_with_a_warning():
+    frame = _parity_table()
+    est = KNNImputer(n_neighbors=1, random_state=0, device="cpu")
+    with pytest.warns(UserWarning, match=r"in 1 column\(s\) \(parity\)"):
+        est.fit(frame)
+    assert est.blend_weights_[6] == 0.0 and (est.blend_weights_[:6] > 0.5).all()
+    Y = frame.iloc[:4].copy()
+    Y.iloc[:, 6] = np.nan
+    np.testing.assert_allclose(est.transform(Y)[:, 6], frame["parity"].mean())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning without shrinkage
+        plain = KNNImputer(n_neighbors=1, mean_shrinkage=None, device="cpu")
+        plain.fit(frame)
+    np.testing.assert_array_equal(plain.blend_weights_, 1.0)
+
+
+def test_shrinkage_reproducible_and_fit_data_restored():
+    X, Y = _random_problem(13, n=80, p=5, rate=0.4)
+    a = KNNImputer(random_state=3, device="cpu")
+    b = KNNImputer(random_state=3, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = a.fit_transform(X)
+        b.fit(X)
+    np.testing.assert_array_equal(a.blend_weights_, b.blend_weights_)
+    np.testing.assert_array_equal(b.transform(X), out)
+    np.testing.assert_array_equal(b.transform(Y), a.transform(Y))
+    # The held-out entries were hidden in place and put back, bit for bit.
+    np.testing.assert_array_equal(b._mask_fit_X, ~np.isnan(X))
+    np.testing.assert_array_equal(np.isnan(b._fit_X), np.isnan(X))
+    plain = KNNImputer(mean_shrinkage=None, device="cpu").fit(X)
+    np.testing.assert_array_equal(b._fit_X, plain._fit_X)
+    # Rows stay independent of the batch.
+    np.testing.assert_array_equal(b.transform(Y[3:4]), b.transform(Y)[3:4])
+
+
+def test_fixed_and_disabled_shrinkage():
+    X, Y = _random_problem(14, n=50, p=4, rate=0.3)
+    mean = np.nanmean(X, axis=0)
+    plain = KNNImputer(mean_shrinkage=None, device="cpu").fit(X).transform(Y)
+    for off in (False, 0, 0.0):
+        est = KNNImputer(mean_shrinkage=off, device="cpu").fit(X)
+        np.testing.assert_array_equal(est.transform(Y), plain)
+    half = KNNImputer(mean_shrinkage=0.5, device="cpu").fit(X)
+    np.testing.assert_array_equal(half.blend_weights_, 0.5)
+    missing = np.isnan(Y)
+    expected = np.where(missing, mean + 0.5 * (plain - mean), Y)
+    np.testing.assert_allclose(half.transform(Y), expected, rtol=1e-12, atol=1e-12)
+    full = KNNImputer(mean_shrinkage=1.0, device="cpu").fit(X).transform(Y)
+    np.testing.assert_allclose(full, np.where(missing, mean, Y), rtol=1e-12)
+    with pytest.raises(ValueError, match="mean_shrinkage"):
+        KNNImputer(mean_shrinkage=1.5).fit(X)
+    with pytest.raises(ValueError, match="mean_shrinkage"):
+        KNNImputer(mean_shrinkage="always").fit(X)
+
+
+@pytest.mark.parametrize("n, n_folds", [(200, 1), (40, 2), (12, 5)])
+def test_held_out_work_is_bounded(monkeypatch, n, n_folds):
+    # At most HOLDOUT_BUDGET row completions: min(n, budget) rows, as many
+    # folds of their entries as the budget allows, one group per pass.
+    import sklearn_mc._knn as knn
+
+    monkeypatch.setattr(knn, "HOLDOUT_BUDGET", 80)
+    queries = []
+    original = KNNImputer._impute_from_rows
+
+    def spy(self, X, mask, rows, out):
+        queries.append(len(X))
+        return original(self, X, mask, rows, out)
+
+    monkeypatch.setattr(KNNImputer, "_impute_from_rows", spy)
+    X, _ = _random_problem(15, n=n, p=6, rate=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        KNNImputer(random_state=0, device="cpu").fit(X)
+    assert len(queries) == knn.HOLDOUT_GROUPS * n_folds
+    assert sum(queries) <= 80 and max(queries) <= -(-min(n, 80) // 4)
+
+
+def test_shrinkage_edge_cases():
+    nan = np.nan
+    # A column with one donor (never hidden), an all-missing row, one row.
+    X = np.array([[1.0, 2, nan], [2, nan, 5], [nan, nan, nan], [4, 3, nan]])
+    est = KNNImputer(n_neighbors=2, random_state=0, device="cpu")
+    out = est.fit_transform(X)
+    assert np.isfinite(out).all() and np.isfinite(est.blend_weights_).all()
+    assert ((0 <= est.blend_weights_) & (est.blend_weights_ <= 1)).all()
+    one = KNNImputer(random_state=0, device="cpu").fit_transform([[1.0, nan, 3]])
+    np.testing.assert_array_equal(one, [[1.0, 3.0]])
+    # Columns empty at fit: NaN weight, the column kept as zeros.
+    X_empty = np.column_stack([X[:, :2], np.full(4, nan)])
+    est = KNNImputer(keep_empty_features=True, random_state=0, device="cpu")
+    est.fit(X_empty)
+    assert np.isnan(est.blend_weights_[2]) and np.isfinite(est.blend_weights_[:2]).all()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"axis": "features", "n_neighbors": 1}, {"max_donors": 40, "n_neighbors": 3}],
+)
+def test_shrinkage_with_other_modes(params):
+    rng = np.random.RandomState(16)
+    z = rng.standard_normal((120, 1))
+    X = np.column_stack([z, 2 * z, 0.5 * z, rng.standard_normal((120, 1))])
+    X += 0.05 * rng.standard_normal(X.shape)
+    hidden = rng.rand(*X.shape) < 0.3
+    X_missing = np.where(hidden, np.nan, X)
+    est = KNNImputer(random_state=0, device="cpu", **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = est.fit_transform(X_missing)
+    w = est.blend_weights_
+    assert ((0 <= w) & (w <= 1)).all()
+    assert (w[:3] > 0.7).all() and w[3] < 0.5  # the noise column is shrunk
+    plain = KNNImputer(mean_shrinkage=None, device="cpu", **params)
+    plain_out = plain.fit_transform(X_missing)
+    noise = np.zeros_like(hidden)
+    noise[:, 3] = hidden[:, 3]
+    assert _rmse(out, X, noise) <= _rmse(plain_out, X, noise)

@@ -66,7 +66,9 @@ def problems(draw):
 
 
 def _ours(params, knobs):
-    est = KNNImputer(device="cpu", **params)
+    # mean_shrinkage=None: scikit-learn's KNNImputer exactly (the default,
+    # "auto", blends toward the column mean, see test_knn.py).
+    est = KNNImputer(device="cpu", mean_shrinkage=None, **params)
     for name, value in knobs.items():
         setattr(est, name, value)
     return est

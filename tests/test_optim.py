@@ -8,6 +8,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mc import _optim
+from sklearn_mc._callbacks import FINAL_FACTOR
 from sklearn_mc._optim import DivergenceError, train
 from sklearn_mc._torch import make_generator
 
@@ -155,7 +156,7 @@ def test_a_final_state_worse_than_the_start_is_rewound(max_iter):
     assert result.n_rewinds > 0
     assert result.learning_rate < 4.0
     assert result.n_iter == max_iter == len(result.train_loss)
-    assert result.final_loss <= _optim.FINAL_FACTOR * result.train_loss[0]
+    assert result.final_loss <= FINAL_FACTOR * result.train_loss[0]
     assert torch.isfinite(w).all()
 
 
@@ -236,24 +237,28 @@ def test_a_too_large_learning_rate_never_returns_garbage(name, lr, max_iter):
     low, high = np.nanmin(X), np.nanmax(X)
     span = high - low
     assert np.all((out >= low - span) & (out <= high + span))
-    assert est.history_.final_loss <= _optim.FINAL_FACTOR * est.history_.train_loss[0]
+    assert est.history_.final_loss <= FINAL_FACTOR * est.history_.train_loss[0]
 
 
 # ------------------------------------------------- convergence and history
-def _least_squares(max_iter, tol, **kwargs):
-    A, y, _ = _regression()
-    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+def _train_least_squares(w, A, y, max_iter, learning_rate=0.05, **kwargs):
+    """Full-batch :func:`train` of ``w`` on ``mean((A w - y)**2)``."""
     return train(
         [w],
         _loss(A, y, w),
         n_samples=len(y),
         batch_size=None,
         max_iter=max_iter,
-        learning_rate=0.05,
+        learning_rate=learning_rate,
         generator=make_generator(0),
-        tol=tol,
         **kwargs,
     )
+
+
+def _least_squares(max_iter, tol, **kwargs):
+    A, y, _ = _regression()
+    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    return _train_least_squares(w, A, y, max_iter, tol=tol, **kwargs)
 
 
 def test_stopping_at_max_iter_with_tol_warns():
@@ -302,201 +307,6 @@ def _holes():
     X = rng.randn(20, 2) @ rng.randn(2, 6)
     X[rng.rand(*X.shape) < 0.25] = np.nan
     return X
-
-
-# ----------------------------------------------------------------- progress
-def test_progress_is_plain_lines_and_a_summary_when_not_a_terminal(capsys):
-    _least_squares(30, 0.0, verbose=1, desc="Demo")
-    err = capsys.readouterr().err
-    assert "\r" not in err
-    lines = err.strip().splitlines()
-    assert 3 <= len(lines) <= 12
-    assert lines[0].startswith("Demo: 3/30 epoch, training loss=")
-    assert lines[-1].startswith("Demo: 30/30 epochs, reached max_iter; final training")
-
-
-def test_no_output_at_verbose_zero(capsys):
-    _least_squares(5, 0.0)
-    assert capsys.readouterr().err == ""
-
-
-@pytest.mark.parametrize("eta", [True, False])
-def test_terminal_bar_shows_no_eta_when_the_loop_may_stop_early(monkeypatch, eta):
-    monkeypatch.setattr(_optim, "_interactive", lambda: True)
-    bar = _optim.progress(10, 1, "Demo", unit="epoch", eta=eta)
-    bar.close()
-    assert (bar.bar_format is None) == eta
-    if not eta:
-        assert "remaining" not in bar.bar_format
-
-
-# ---------------------------------------------------------------- callbacks
-class _Recorder(_optim.Callback):
-    """Records every hook the loop calls, with the epoch it saw."""
-
-    def __init__(self):
-        self.calls = []
-
-    def on_train_begin(self, loop, history):
-        self.calls.append(("train_begin", loop.epoch))
-
-    def on_epoch_begin(self, loop, history):
-        self.calls.append(("epoch_begin", loop.epoch))
-
-    def on_epoch_end(self, loop, history):
-        self.calls.append(("epoch_end", loop.epoch, history.train_loss[-1]))
-
-    def on_final_state(self, loop, history):
-        self.calls.append(("final_state", loop.epoch))
-
-    def on_train_end(self, loop, history):
-        self.calls.append(("train_end", loop.epoch))
-
-    def hooks(self, name):
-        return [c[1:] for c in self.calls if c[0] == name]
-
-
-def test_a_custom_callback_sees_every_epoch():
-    rec = _Recorder()
-    result = _least_squares(7, 0.0, callbacks=[rec])
-    assert rec.calls[0] == ("train_begin", 0)
-    assert rec.hooks("epoch_begin") == [(e,) for e in range(7)]
-    ends = rec.hooks("epoch_end")
-    assert [e for e, _ in ends] == list(range(1, 8))
-    assert [loss for _, loss in ends] == result.train_loss
-    assert rec.calls[-2:] == [("final_state", 7), ("train_end", 7)]
-
-
-def test_a_callback_that_rejects_a_state_rewinds_the_loop():
-    class RejectOnce(_optim.Callback):
-        done = False
-
-        def on_epoch_end(self, loop, history):
-            if loop.epoch == 3 and not self.done:
-                self.done = True
-                raise _optim.Diverged
-
-    rec = _Recorder()
-    result = _least_squares(5, 0.0, callbacks=[RejectOnce(), rec])
-    assert result.n_rewinds == 1
-    assert result.learning_rate == 0.025
-    assert result.n_iter == len(result.train_loss) == 5
-    # epoch 3 was run twice: rejected, then again after the rewind to its start
-    # The rejected epoch 3 had the lowest loss so far, so the checkpoint is its
-    # start: it runs again (the recorder, after the rejecting callback, never
-    # saw the rejected run).
-    assert [e for e, _ in rec.hooks("epoch_end")] == [1, 2, 3, 4, 5]
-    assert [e for (e,) in rec.hooks("epoch_begin")] == [0, 1, 2, 2, 3, 4]
-
-
-def test_a_rewind_gives_callbacks_back_their_checkpoint_state():
-    class Count(_optim.Callback):
-        def __init__(self):
-            self.n = 0
-
-        def on_epoch_end(self, loop, history):
-            self.n += 1
-
-        def state(self):
-            return self.n
-
-        def restore(self, state):
-            self.n = state
-
-    count = Count()
-    _, result = _explosive(4.0, 5, callbacks=[count])
-    assert result.n_rewinds > 0
-    # without the restore the count would include the epochs undone
-    assert count.n == result.n_iter == 5
-
-
-def test_early_stopping_callback_restores_the_best_state():
-    A, y, _ = _regression()
-    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    states = []
-
-    def validation():  # best after epoch 4, then worse
-        states.append(w.detach().clone())
-        return abs(len(states) - 5) + 1.0
-
-    stopper = _optim.EarlyStopping(validation, tol=0.0, patience=3)
-    result = _least_squares_with(w, A, y, 50, callbacks=[stopper])
-    assert result.stop_reason == "early_stopping"
-    assert result.best_iter == 4 and result.n_iter == 7
-    assert result.best_loss == 1.0
-    assert torch.equal(w.detach(), states[4])
-
-
-def test_early_stopping_without_restore_keeps_the_last_state():
-    A, y, _ = _regression()
-    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    states = []
-
-    def validation():
-        states.append(w.detach().clone())
-        return abs(len(states) - 5) + 1.0
-
-    stopper = _optim.EarlyStopping(validation, patience=3, restore_best=False)
-    result = _least_squares_with(w, A, y, 50, callbacks=[stopper])
-    assert result.stop_reason == "early_stopping" and result.best_iter == 4
-    assert torch.equal(w.detach(), states[-1])
-    assert not torch.equal(w.detach(), states[4])
-
-
-def _least_squares_with(w, A, y, max_iter, **kwargs):
-    return train(
-        [w],
-        _loss(A, y, w),
-        n_samples=len(y),
-        batch_size=None,
-        max_iter=max_iter,
-        learning_rate=0.01,
-        generator=make_generator(0),
-        tol=0.0,
-        n_iter_no_change=max_iter + 1,  # the training-loss rule stays out
-        **kwargs,
-    )
-
-
-class _StopAt(_optim.Callback):
-    def __init__(self, epoch, reason):
-        self.epoch, self.reason = epoch, reason
-
-    def on_epoch_end(self, loop, history):
-        if loop.epoch == self.epoch:
-            loop.stop(self.reason)
-
-
-@pytest.mark.parametrize(
-    "kwargs, reason, n_iter",
-    [
-        ({}, "max_iter", 20),
-        ({"stop_fn": lambda epoch: epoch == 4}, "converged", 4),
-        ({"callbacks": [_StopAt(6, "budget")]}, "budget", 6),
-        ({"tol": 0.5, "n_iter_no_change": 2}, "converged", None),
-    ],
-)
-def test_stop_reason_names_the_rule_that_ended_training(kwargs, reason, n_iter):
-    kwargs = {"tol": 0.0, "n_iter_no_change": 100, **kwargs}
-    result = _least_squares(20, **kwargs)
-    assert result.stop_reason == reason
-    if n_iter is not None:
-        assert result.n_iter == n_iter
-    else:
-        assert result.n_iter < 20
-    assert reason in result.summary("Demo") or reason == "max_iter"
-
-
-def test_a_learning_rate_schedule_scales_the_current_rate():
-    seen = []
-
-    class Rate(_optim.Callback):
-        def on_epoch_end(self, loop, history):
-            seen.append(loop.optimizer.param_groups[0]["lr"])
-
-    schedule = _optim.LRSchedule(lambda epoch: 0.5**epoch)
-    _least_squares(4, 0.0, callbacks=[schedule, Rate()])
-    assert seen == [0.05, 0.025, 0.0125, 0.00625]
 
 
 def test_default_callbacks_follow_the_keywords():

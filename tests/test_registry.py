@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -90,3 +92,17 @@ def test_every_exported_imputer_is_reachable_from_the_cli(cls, tmp_path, capsys)
     assert np.isfinite(result).all()
     known = ~np.isnan(X)
     np.testing.assert_array_equal(result[known], X[known])
+
+
+@pytest.mark.parametrize("cls", EXPORTED, ids=lambda c: c.__name__)
+def test_every_exported_imputer_has_a_method_page(cls):
+    # The docs build lists docs/methods/*.rst automatically, so a new imputer
+    # without a page would build cleanly and simply be missing from the docs.
+    methods = Path(__file__).resolve().parent.parent / "docs" / "methods"
+    word = re.compile(rf"\b{cls.__name__}\b")
+    titled = [
+        page.name
+        for page in methods.glob("*.rst")
+        if word.search("\n".join(page.read_text(encoding="utf-8").splitlines()[:4]))
+    ]
+    assert len(titled) == 1, f"{cls.__name__}: method pages titled by it: {titled}"

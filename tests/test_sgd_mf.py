@@ -287,7 +287,7 @@ def test_defaults_beat_item_means_on_held_out_ratings_at_every_rank(seed, shape)
 def test_penalty_path_advances_per_step_with_mini_batches():
     # With mini-batches the path is counted in optimiser steps, so the number
     # of epochs it needs shrinks with the number of steps per epoch.
-    from sklearn_mc._sgd_mf import _check_interval, _steps_per_epoch
+    from sklearn_mc._sgd_mf_path import _check_interval, _steps_per_epoch
 
     assert _steps_per_epoch(1000, None) == 1
     assert _steps_per_epoch(1000, 100) == 10
@@ -315,7 +315,7 @@ def test_sparse_products_use_sorted_entries_as_they_are():
     # a copy; unsorted entries are still coalesced, to the same matrix.
     import torch
 
-    from sklearn_mc._sgd_mf import _index_pair, _sparse
+    from sklearn_mc._sgd_mf_factors import _index_pair, _sparse
 
     rng = np.random.RandomState(0)
     dense = rng.randn(30, 7) * (rng.rand(30, 7) < 0.6)

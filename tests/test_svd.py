@@ -399,13 +399,14 @@ def test_column_means_fit_has_a_history():
 def test_blocked_gram_solves_equal_the_one_shot_solve(monkeypatch):
     # The row and column solves run in blocks of bounded entries (memory):
     # bit for bit the same fit as one block.
-    import sklearn_mc._svd as svd
+    import sklearn_mc._svd_als as als
+    import sklearn_mc._svd_entries as svd_entries
 
     X, X_missing, _ = _low_rank_problem(n=90, m=40, rank=3, rate=0.5)
     X_missing = X_missing + 0.01 * np.random.RandomState(0).randn(*X.shape)
     one = SVDImputer(rank=3, random_state=0).fit_transform(X_missing)
-    monkeypatch.setattr(svd, "_CHUNK", 97)
-    monkeypatch.setattr(svd, "_BLOCK", 200)
+    monkeypatch.setattr(svd_entries, "_CHUNK", 97)
+    monkeypatch.setattr(als, "_BLOCK", 200)
     blocked = SVDImputer(rank=3, random_state=0).fit_transform(X_missing)
     np.testing.assert_array_equal(one, blocked)
 
@@ -414,19 +415,19 @@ def test_ridge_selection_cost_is_proportional_to_a_tiny_problem(monkeypatch):
     # A 4 x 4 fit at rank 1 used to follow every fold's whole penalty path
     # (~400 sweeps) although the held-out error had been flat for a decade
     # of ridges; the chosen ridge and weight do not change.
-    import sklearn_mc._svd as svd
+    import sklearn_mc._svd_als as als
 
     rng = np.random.RandomState(0)
     X = rng.randn(4, 4)
     X[0, 1] = X[2, 3] = np.nan
     count = {"sweeps": 0}
-    real = svd._sweep
+    real = als._sweep
 
     def counting(*args, **kwargs):
         count["sweeps"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(svd, "_sweep", counting)
+    monkeypatch.setattr(als, "_sweep", counting)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = SVDImputer(rank=1, random_state=0).fit(X)
