@@ -180,13 +180,24 @@ class _NoImprovement(Callback):
 
 
 class Plateau(_NoImprovement):
-    """Stop as converged after ``patience`` epochs in which the training loss
-    did not fall by a fraction ``tol`` below its lowest value."""
+    """Stop as converged after ``patience`` checks in which the training loss
+    did not fall by a fraction ``tol`` below its lowest value.
+
+    The loss is checked every ``every`` epochs from epoch ``start`` on (by
+    default every epoch): a schedule that changes the objective each epoch,
+    such as a penalty path, is judged only once it is all but over.
+    """
+
+    def __init__(self, *, tol: float, patience: int, every: int = 1, start: int = 0):
+        super().__init__(tol=tol, patience=patience)
+        self.every, self.start = every, start
 
     def on_train_begin(self, loop, history):
         self.best_value, self.best_epoch, self.no_change = math.inf, 0, 0
 
     def on_epoch_end(self, loop, history):
+        if loop.epoch < self.start or loop.epoch % self.every:
+            return
         self._check(loop, history, history.train_loss[-1])
         if self.no_change >= self.patience:
             loop.stop("converged")

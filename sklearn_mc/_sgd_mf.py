@@ -13,7 +13,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._callbacks import Schedule
+from ._callbacks import Plateau, Schedule
 from ._gradient import (
     BATCH_SIZE_CONSTRAINT,
     GradientTrainedImputer,
@@ -32,7 +32,6 @@ from ._sgd_mf_path import (
     _PATH_START,
     _check_not_diverged,
     _PenaltyPath,
-    _PlateauAfterPath,
     _steps_per_epoch,
     _zero_threshold,
 )
@@ -464,7 +463,7 @@ class SGDMFImputer(GradientTrainedImputer):
         after_path = validation_fn is None and path.on_path
         if after_path:
             callbacks.append(
-                _PlateauAfterPath(
+                Plateau(
                     tol=self.tol,
                     patience=self.n_iter_no_change,
                     every=interval,

@@ -5,8 +5,8 @@ factors are a local minimum (SoftImpute's ``λ_max`` for this penalty,
 Mazumder, Hastie and Tibshirani, "Spectral regularization algorithms for
 learning large incomplete matrices", 2010) to ``alpha``:
 :class:`_PenaltyPath` is the training loop's :class:`~sklearn_mc._callbacks.Schedule`
-of it, :class:`_PlateauAfterPath` the loop's :class:`~sklearn_mc._callbacks.Plateau`
-rule judged only once the path is all but over.
+of it; the stopping rule is the loop's :class:`~sklearn_mc._callbacks.Plateau`,
+judged only once the path is all but over (its ``start`` and ``every``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ._callbacks import DivergenceError, Plateau
+from ._callbacks import DivergenceError
 from ._sgd_mf_factors import _sparse
 from ._torch import low_rank_svd
 
@@ -68,25 +68,6 @@ class _PenaltyPath:
     def label(self) -> dict:
         """The current penalty for the progress display."""
         return {"penalty": _penalty_label(self.current)}
-
-
-class _PlateauAfterPath(Plateau):
-    """:class:`~sklearn_mc._callbacks.Plateau` on the training loss, judged every
-    ``every`` epochs from epoch ``start`` on.
-
-    Along the path the minimised objective changes every epoch (it may even
-    rise while the penalty falls and the factors grow), so convergence is
-    only judged once the path is all but over, and then at the interval of
-    the held-out checks (patience counted in steps of the path).
-    """
-
-    def __init__(self, *, tol: float, patience: int, every: int, start: int):
-        super().__init__(tol=tol, patience=patience)
-        self.every, self.start = every, start
-
-    def on_epoch_end(self, loop, history):
-        if loop.epoch >= self.start and not loop.epoch % self.every:
-            super().on_epoch_end(loop, history)
 
 
 def _penalty_label(alpha: float) -> str:

@@ -211,3 +211,29 @@ def test_a_learning_rate_schedule_scales_the_current_rate():
     schedule = LRSchedule(lambda epoch: 0.5**epoch)
     _least_squares(4, 0.0, callbacks=[schedule, Rate()])
     assert seen == [0.05, 0.025, 0.0125, 0.00625]
+
+
+def test_plateau_checks_only_from_start_and_every_few_epochs():
+    # A loss that never improves: the default plateau stops after `patience`
+    # checks (the first one counts too: ``inf - tol * inf`` is NaN, the
+    # off-by-one kept so that no fit moves); judged every 3rd epoch from
+    # epoch 10 on, the checks are epochs 12, 15 and 18.
+    from types import SimpleNamespace
+
+    from sklearn_mc._callbacks import Plateau
+
+    def run(rule):
+        stopped = []
+        loop = SimpleNamespace(epoch=0, max_iter=100, stop=stopped.append)
+        history = SimpleNamespace(train_loss=[], best_iter=0)
+        rule.on_train_begin(loop, history)
+        for epoch in range(1, 100):
+            loop.epoch = epoch
+            history.train_loss.append(1.0)
+            rule.on_epoch_end(loop, history)
+            if stopped:
+                return epoch
+        return None
+
+    assert run(Plateau(tol=0.0, patience=3)) == 3
+    assert run(Plateau(tol=0.0, patience=3, every=3, start=10)) == 18
