@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._air_net_laplacian import affinity, free_matrix, laplacian, regularisers
 from ._base import warn_user
 from ._deep_linear import (
     DeepLinearImputer,
@@ -17,13 +18,11 @@ from ._deep_linear import (
     right_product,
     train_dtype,
 )
+from ._gradient import fill_parameter_docs
 from ._optim import train
-from ._torch import draw_seed, make_generator, to_numpy
+from ._torch import draw_seed, make_generator
 from .model_selection import split_indices
 
-# Standard deviation of the free Laplacian parameters at the start: tiny, so
-# that every Laplacian starts as the uniform (complete-graph) one.
-_LAPLACIAN_INIT_STD = 1e-3
 #: ``early_stopping="auto"`` holds entries out from matrices with more entries
 #: than this (about 500 x 500). The papers' matrices (images up to 240 x 240,
 #: 57,600 entries) stay below and get the authors' schedule; above it, 10,000
@@ -53,50 +52,7 @@ _SMALL_PATIENCE = 0.5
 _MAX_VALIDATION_INTERVAL = 10
 
 
-def affinity(free: torch.Tensor) -> torch.Tensor:
-    """Symmetric affinity ``A`` of a free square matrix ``P``, as the authors do.
-
-    ``A₁ = softmin(P)`` row by row (each row sums to 1), ``A = (A₁ + A₁ᵀ)/2``.
-    The diagonal is left in: it cancels out of the Dirichlet energy (see
-    :func:`dirichlet_energy`) and is zeroed only in :func:`laplacian`.
-    """
-    a = torch.softmax(-free, dim=1)
-    return 0.5 * (a + a.T)
-
-
-def dirichlet_energy(weights: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """``tr(Yᵀ L Y) = ½ Σ_kl A_kl ‖y_k − y_l‖²`` with ``L = diag(A1) − A``.
-
-    Computed as ``Σ_k d_k ‖y_k‖² − ⟨Y, A Y⟩``: memory ``O(k² + k·p)`` for ``Y``
-    of shape ``(k, p)``, never the ``k x k x p`` differences. The diagonal of
-    ``A`` contributes ``A_kk‖y_k‖² − A_kk‖y_k‖² = 0``.
-    """
-    degree = weights.sum(dim=1)
-    return (degree * (Y * Y).sum(dim=1)).sum() - (Y * (weights @ Y)).sum()
-
-
-def dirichlet_energy_factored(
-    weights: torch.Tensor, F: torch.Tensor, gram: torch.Tensor
-) -> torch.Tensor:
-    """:func:`dirichlet_energy` of ``Y = F G`` given ``F`` and ``gram = G Gᵀ``.
-
-    ``Σ_k d_k F_k·gram·F_kᵀ − ⟨Fᵀ A F, gram⟩``: for ``F`` of shape ``(k, w)``
-    it costs ``O(k²·w + k·w²)`` instead of ``O(k²·p)`` for ``Y`` of shape
-    ``(k, p)``.
-    """
-    degree = weights.sum(dim=1)
-    quad = ((F @ gram) * F).sum(dim=1)
-    return (degree * quad).sum() - ((F.T @ (weights @ F)) * gram).sum()
-
-
-def laplacian(free: torch.Tensor) -> np.ndarray:
-    """The Laplacian ``L = diag(A1) − A`` (zero-diagonal ``A``) as a NumPy array."""
-    with torch.no_grad():
-        a = affinity(free.detach().to(device="cpu", dtype=torch.float64))
-        a.fill_diagonal_(0.0)
-        return to_numpy(torch.diag(a.sum(dim=1)) - a)
-
-
+@fill_parameter_docs
 class AIRNetImputer(DeepLinearImputer):
     """Complete a matrix with AIR-Net: deep linear MF plus adaptive regularisers.
 
@@ -150,10 +106,10 @@ class AIRNetImputer(DeepLinearImputer):
         with 1.0 and 0.616 with 0.1 (item mean 0.956).
     lambda_cols : float, default=1.0
         Weight of the column regulariser ``tr(X L_c Xᵀ)``, same units.
-    learning_rate : float, default=1e-3
-        Adam step size (the authors').
-    max_iter : int, default=10000
-        Maximum number of full-batch iterations (the authors ran 10,000).
+    {learning_rate}
+        The update rule is Adam, at the authors' step size by default.
+    {max_iter}
+        AIR-Net trains full batch (the authors ran 10,000 iterations).
     tol : float, default=1e-6
         The δ of the stopping rule, in standardised units (per entry).
     n_iter_no_change : int, default=100
@@ -174,17 +130,22 @@ class AIRNetImputer(DeepLinearImputer):
         entries (about 500 x 500) and for tables with a side shorter than
         64 (columns of a data table), and off for the others, where the
         authors' schedule (the final iterate of up to 10,000 iterations) is
-        kept: on
-        images the held-out error rises for about a thousand iterations
-        while the Laplacians concentrate and falls far lower afterwards
-        (the benchmark's curve), which early stopping would cut short.
+        kept: on images the held-out error rises for about a thousand
+        iterations while the Laplacians concentrate and falls far lower
+        afterwards (the benchmark's curve), which early stopping would cut
+        short.
         Above that size 10,000 full-batch iterations take tens of minutes
         to hours; pass ``early_stopping=False`` there to pay that for
         images.
-    validation_fraction : float, default=0.1
-        Share of the observed entries held out for early stopping.
+    {validation_fraction}
     init_scale : float, default=1e-3
         Standard deviation of the entries of the initial product.
+    max_laplacian_size : int or None, default=2000
+        Largest side that gets a learned Laplacian. A Laplacian is dense,
+        ``k x k`` for ``k`` rows (columns), and training keeps about ten such
+        arrays: past this size that side's regulariser is dropped with a
+        warning (tall tables keep only the column regulariser) instead of
+        running out of memory. None means no limit.
     laplacian_interval : int or "auto", default="auto"
         Iterations between two Laplacian steps. At a Laplacian step the
         affinities are formed with their gradients (the ``k x k`` softmax,
@@ -197,33 +158,15 @@ class AIRNetImputer(DeepLinearImputer):
         or ``"auto"`` on large matrices and tables) and 1 (every iteration,
         the authors') where it is off. Measured on the cars table (392 x 7):
         2.3 times less CPU per iteration.
-    max_laplacian_size : int or None, default=2000
-        Largest side that gets a learned Laplacian. A Laplacian is dense,
-        ``k x k`` for ``k`` rows (columns), and training keeps about ten such
-        arrays: past this size that side's regulariser is dropped with a
-        warning (tall tables keep only the column regulariser) instead of
-        running out of memory. None means no limit.
-    missing_values : float, default=np.nan
-        Marker of the missing entries.
-    keep_empty_features : bool, default=False
-        Keep all-missing columns in the output (filled with 0).
-    add_indicator : bool, default=False
-        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
-        column for each column with missing entries at fit), as
-        scikit-learn's imputers do; its names are in
-        ``get_feature_names_out()``.
-    min_value : float or array-like of shape (n_features,), default=-np.inf
-        Lower bound of the imputed values (observed entries are never
-        changed); an array gives one bound per column, as in
-        :class:`~sklearn.impute.IterativeImputer`.
-    max_value : float or array-like of shape (n_features,), default=np.inf
-        Upper bound of the imputed values.
-    device : str, default="auto"
-        Torch device: "auto", "cpu", "cuda", "cuda:N" or "mps".
-    random_state : int, RandomState instance or None, default=None
-        Seed of the initialisation.
-    verbose : int, default=0
-        Show a progress bar with the loss and both regulariser values.
+    {missing_values}
+    {keep_empty_features}
+    {add_indicator}
+    {min_value}
+    {max_value}
+    {device}
+    {random_state}
+    {verbose}
+        The bar also shows the data fit and both regulariser values.
 
     Attributes
     ----------
@@ -418,9 +361,13 @@ class AIRNetImputer(DeepLinearImputer):
         return super()._make_factors(shape, generator, width=width)
 
     def _validation(self, X, mask, factors):
-        """Training mask, held-out error, check interval and patience (checks)."""
+        """Training mask, held-out error, check interval and patience (checks).
+
+        Without held-out entries the patience is None: no plateau rule, the
+        δ rule (``stop_fn``) alone decides convergence.
+        """
         if not self._early_stopping(X.shape) or mask.sum() < 2:
-            return mask, None, 1, self.max_iter + 1
+            return mask, None, 1, None
         seed = draw_seed()
         flat = np.flatnonzero(mask)
         _, val_idx = split_indices(flat.size, self.validation_fraction, seed)
@@ -464,19 +411,9 @@ class AIRNetImputer(DeepLinearImputer):
         # Iterations between two Laplacian steps (1: every step, the authors').
         every = self._laplacian_interval(X.shape) if lam_r or lam_c else 1
 
-        def free_matrix(size, lam):
-            if lam == 0:
-                return None
-            p = torch.randn((size, size), generator=generator, dtype=torch.float64)
-            # Stored divided by the Laplacian interval (see loss_fn): Adam
-            # steps of the stored matrix are then ``every`` times larger in P,
-            # and P keeps the schedule of an update at every iteration.
-            p = p * _LAPLACIAN_INIT_STD / every
-            p = p.to(device=device, dtype=dtype)
-            return p.requires_grad_(True)
-
-        free_r = free_matrix(n_rows, lam_r)
-        free_c = free_matrix(n_cols, lam_c)
+        # Stored divided by `every` (see free_matrix and loss_fn).
+        free_r = free_matrix(n_rows, lam_r, every, generator, device, dtype)
+        free_c = free_matrix(n_cols, lam_c, every, generator, device, dtype)
         # Training data, in a dict so that it is released before the
         # completion is formed.
         data: dict = {}
@@ -484,29 +421,10 @@ class AIRNetImputer(DeepLinearImputer):
         data["unused"], data["target"] = dense_targets(X, keep, device, dtype)
         n_obs = float(keep.sum())
         del keep
-        scale = 1.0 / (n_rows * n_cols)
+        scale = 1.0 / (n_rows * n_cols)  # the regularisers per entry
         # Last values of (fidelity, row reg., column reg.), for the δ rule.
         history: list[tuple[float, float, float]] = []
         zero = torch.zeros((), dtype=dtype, device=device)
-
-        def regularisers(left, right, a_r, a_c):
-            # Both traces from the factors, never from X = L R:
-            # tr(Xᵀ L_r X) from A_r L (m²·width work, not m²·n) and
-            # tr(X L_c Xᵀ) from A_c Rᵀ (n²·width); normalised by m·n.
-            reg_r = reg_c = zero
-            if a_r is not None:
-                if right is None:
-                    reg_r = dirichlet_energy(a_r, left)
-                else:
-                    reg_r = dirichlet_energy_factored(a_r, left, right @ right.T)
-                reg_r = reg_r * scale
-            if a_c is not None:
-                if right is None:
-                    reg_c = dirichlet_energy(a_c, left.T)
-                else:
-                    reg_c = dirichlet_energy_factored(a_c, right.T, left.T @ left)
-                reg_c = reg_c * scale
-            return reg_r, reg_c
 
         frees = [p for p in (free_r, free_c) if p is not None]
         # Lazy regulariser (every > 1): its value and its gradients with
@@ -522,7 +440,7 @@ class AIRNetImputer(DeepLinearImputer):
             r_d = leaves[1] if right is not None else None
             a_r = None if free_r is None else affinity(free_r * every)
             a_c = None if free_c is None else affinity(free_c * every)
-            reg_r, reg_c = regularisers(leaves[0], r_d, a_r, a_c)
+            reg_r, reg_c = regularisers(leaves[0], r_d, a_r, a_c, scale, zero)
             total = lam_r * reg_r + lam_c * reg_c
             lazy["grads"] = torch.autograd.grad(total, leaves + frees)
             lazy["value"] = total.detach()
@@ -540,7 +458,7 @@ class AIRNetImputer(DeepLinearImputer):
                 # (the loop's final loss): the exact regulariser.
                 a_r = None if free_r is None else affinity(free_r * every)
                 a_c = None if free_c is None else affinity(free_c * every)
-                reg_r, reg_c = regularisers(left, right, a_r, a_c)
+                reg_r, reg_c = regularisers(left, right, a_r, a_c, scale, zero)
                 loss = fidelity + lam_r * reg_r + lam_c * reg_c
                 regs = (float(reg_r.detach()), float(reg_c.detach()))
             else:
@@ -597,9 +515,10 @@ class AIRNetImputer(DeepLinearImputer):
             learning_rate=self.learning_rate,
             generator=generator,
             optimizer="adam",
-            # The δ rule (stop_fn) decides convergence, not the loss plateau;
-            # with held-out entries, so does their error's plateau.
-            tol=_VALIDATION_TOL if validation_fn else 0.0,
+            # The δ rule (stop_fn) decides convergence, not the loss plateau
+            # (patience None without held-out entries); with held-out
+            # entries, so does their error's plateau, at this tolerance.
+            tol=_VALIDATION_TOL,
             n_iter_no_change=patience,
             validation_fn=validation_fn,
             validation_interval=interval,

@@ -11,7 +11,9 @@ the chained Bayesian ridge completion itself, extremely randomised trees (the
 missForest stand-in) and k-nearest-neighbour regression fitted on top of it,
 and the average of any subset of them; the result is then blended, per
 column and by held-out error, with a low-rank completion (a soft-thresholded
-SVD, Mazumder, Hastie and Tibshirani's SoftImpute).
+SVD, Mazumder, Hastie and Tibshirani's SoftImpute). This module holds the
+estimator and its choices on re-hidden entries; the regression rounds are in
+``_chained_rounds``, the low-rank completion in ``_chained_low_rank``.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ import itertools
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesRegressor
-from sklearn.linear_model import BayesianRidge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseMatrixImputer
+from ._chained_low_rank import choose_blend, low_rank_complete, soft_impute_map
+from ._chained_rounds import (
+    apply_round,
+    predict_column,
+    refine_round,
+    run_chain,
+    second_stage,
+)
 from ._torch import draw_seed
 
-#: rows per ``predict`` call in ``transform``: bounds the memory of the
-#: k-nearest-neighbour candidate independently of the number of rows.
-CHUNK_ROWS = 4096
 #: below this many re-hidden entries (over all folds) a column's options are
 #: not told apart: it keeps the linear completion.
 MIN_VALIDATION_ENTRIES = 10
@@ -41,22 +46,6 @@ REFINE_GAIN = 0.01
 #: trees of the default extra-trees candidate in the selection runs: they
 #: compare model kinds, which fewer trees tell apart at a fraction of the cost.
 SELECTION_TREES = 20
-#: shrinkage of the low-rank completion, as shares of the largest singular
-#: value of the mean-filled standardised table; the selection runs choose one
-#: by held-out error (0.02 is fancyimpute's default; below it the iteration
-#: budget, not the shrinkage, decides the fit).
-LOW_RANK_SHRINKAGE = (0.2, 0.1, 0.05, 0.02)
-#: iterations and relative tolerance of the soft-thresholded SVD (the settings
-#: of fancyimpute's SoftImpute: a fixed budget from the mean fill, which also
-#: regularises).
-LOW_RANK_ITER = 100
-LOW_RANK_TOL = 1e-3
-#: weights of the low-rank completion in a column's blend with the chained
-#: completion; the selection runs choose one per column.
-LOW_RANK_WEIGHTS = (0.0, 0.5, 1.0)
-#: bound on the entries of the batched per-row systems of the low-rank
-#: completion (rows per batch x n_features**2).
-SOLVE_ENTRIES = 2**21
 
 
 def default_estimators(n_estimators: int = 50) -> list[tuple[str, object]]:
@@ -370,13 +359,13 @@ class ChainedImputer(BaseMatrixImputer):
                 f"{self.low_rank_weights_.tolist()}"
             )
         settings = self._fit_settings(rng)
-        linear, completion, fitted = _run(
+        linear, completion, fitted = run_chain(
             X, mask, candidates, self.chosen_, settings, store=True
         )
         self.linear_estimators_, self.estimators_ = linear, fitted
         self.n_iter_ = len(linear)
         self.refine_estimators_ = [
-            _refine(completion, mask, self.chosen_, candidates, settings)
+            refine_round(completion, mask, self.chosen_, candidates, settings)
             for _ in range(n_refine)
         ]
         self.low_rank_map_ = None
@@ -385,7 +374,7 @@ class ChainedImputer(BaseMatrixImputer):
             rows = np.arange(n_samples)
             if self.max_fit_rows is not None and n_samples > self.max_fit_rows:
                 rows = np.sort(rng.choice(n_samples, self.max_fit_rows, replace=False))
-            self.low_rank_map_ = _soft_impute_map(
+            self.low_rank_map_ = soft_impute_map(
                 X[rows], mask[rows], self.low_rank_shrinkage_
             )
             self._blend(completion, X, mask)
@@ -393,7 +382,7 @@ class ChainedImputer(BaseMatrixImputer):
 
     def _blend(self, completion, X, mask):
         """Blend, in place, each column's missing entries with the low-rank map's."""
-        low = _low_rank_complete(X, mask, self.low_rank_map_)
+        low = low_rank_complete(X, mask, self.low_rank_map_)
         for j in np.flatnonzero(self.low_rank_weights_):
             at = ~mask[:, j]
             weight = self.low_rank_weights_[j]
@@ -415,7 +404,7 @@ class ChainedImputer(BaseMatrixImputer):
         runs' completions (chosen options) while their error on the
         re-hidden entries falls by more than ``REFINE_GAIN``.
 
-        Then, with ``low_rank``, the low-rank blend (``_select_low_rank``).
+        Then, with ``low_rank``, the low-rank blend (``choose_blend``).
 
         Returns the choices, their scores and the held-out mean squared error
         (all re-hidden entries) after 0, 1, ... refinement rounds.
@@ -440,7 +429,7 @@ class ChainedImputer(BaseMatrixImputer):
                 hide &= (sub_mask & ~hide).sum(axis=0) >= 2
                 if not hide.any():
                     continue
-                preds = _run(
+                preds = run_chain(
                     sub_X,
                     sub_mask & ~hide,
                     candidates,
@@ -470,61 +459,18 @@ class ChainedImputer(BaseMatrixImputer):
             chosen.append(best)
             scores.append(score)
         errors, completions = self._select_refine(runs, chosen, candidates, rng)
-        self._select_low_rank(runs, completions, n_features)
-        return chosen, scores, errors
-
-    def _select_low_rank(self, runs, completions, n_features):
-        """The low-rank shrinkage, then each column's weight, on re-hidden entries.
-
-        Each selection run's table is completed by a soft-thresholded SVD at
-        every shrinkage of ``LOW_RANK_SHRINKAGE``; the one with the least
-        error on all re-hidden entries is kept. Then, per column, the weight
-        of ``LOW_RANK_WEIGHTS`` whose blend with the runs' final completions
-        (chosen options, refinement rounds) has the least error on that
-        column's re-hidden entries (0 below ``MIN_VALIDATION_ENTRIES``).
-        """
-        self.low_rank_scores_, self.low_rank_shrinkage_ = {}, None
-        self.low_rank_weights_ = np.zeros(n_features)
-        self.low_rank_blend_scores_ = [{} for _ in range(n_features)]
-        if not (self.low_rank and runs):
-            return
-        paths = [
-            [
-                _low_rank_complete(sub_X, train, _soft_impute_map(sub_X, train, s))
-                for s in LOW_RANK_SHRINKAGE
-            ]
-            for sub_X, train, _, _ in runs
-        ]
-        n_hidden = sum(hide.sum() for _, _, hide, _ in runs)
-        errors = [
-            sum(
-                np.sum((path[k][hide] - sub_X[hide]) ** 2)
-                for path, (sub_X, _, hide, _) in zip(paths, runs, strict=True)
-            )
-            / n_hidden
-            for k in range(len(LOW_RANK_SHRINKAGE))
-        ]
-        self.low_rank_scores_ = dict(
-            zip(LOW_RANK_SHRINKAGE, map(float, errors), strict=True)
+        (
+            self.low_rank_scores_,
+            self.low_rank_shrinkage_,
+            self.low_rank_weights_,
+            self.low_rank_blend_scores_,
+        ) = choose_blend(
+            runs if self.low_rank else [],
+            completions,
+            n_features,
+            MIN_VALIDATION_ENTRIES,
         )
-        best = int(np.argmin(errors))
-        self.low_rank_shrinkage_ = LOW_RANK_SHRINKAGE[best]
-        for j in range(n_features):
-            sq_err, count = np.zeros(len(LOW_RANK_WEIGHTS)), 0
-            for path, out, (sub_X, _, hide, _) in zip(
-                paths, completions, runs, strict=True
-            ):
-                at = hide[:, j]
-                count += at.sum()
-                for k, weight in enumerate(LOW_RANK_WEIGHTS):
-                    guess = (1 - weight) * out[at, j] + weight * path[best][at, j]
-                    sq_err[k] += np.sum((guess - sub_X[at, j]) ** 2)
-            if count < MIN_VALIDATION_ENTRIES:
-                continue
-            self.low_rank_blend_scores_[j] = dict(
-                zip(LOW_RANK_WEIGHTS, map(float, sq_err / count), strict=True)
-            )
-            self.low_rank_weights_[j] = LOW_RANK_WEIGHTS[int(np.argmin(sq_err))]
+        return chosen, scores, errors
 
     def _select_refine(self, runs, chosen, candidates, rng):
         """Held-out MSE after 0, 1, ... refinement rounds (stops when no gain).
@@ -556,7 +502,7 @@ class ChainedImputer(BaseMatrixImputer):
         while len(errors) <= self.max_refine:
             kept = [out.copy() for out in completions]
             for out, (_, train_mask, _, _) in zip(completions, runs, strict=True):
-                _refine(out, train_mask, chosen, candidates, settings)
+                refine_round(out, train_mask, chosen, candidates, settings)
             errors.append(held_out())
             if errors[-1] > (1 - REFINE_GAIN) * errors[-2]:
                 errors.pop()  # that round did not pay: it is not run at fit
@@ -597,212 +543,10 @@ class ChainedImputer(BaseMatrixImputer):
             for j in order:
                 rows = missing[:, j]
                 if rows.any() and models[j] is not None:
-                    filled[rows, j] = _predict(models[j], filled[rows], j)
-        out = _second_stage(filled, missing, self.chosen_, self.estimators_)
+                    filled[rows, j] = predict_column(models[j], filled[rows], j)
+        out = second_stage(filled, missing, self.chosen_, self.estimators_)
         for models in self.refine_estimators_:
-            _apply_round(out, missing, order, self.chosen_, models)
+            apply_round(out, missing, order, self.chosen_, models)
         if self.low_rank_map_ is not None:
             self._blend(out, X, mask)
         return out
-
-
-def _fit_model(estimator, filled, rows, j, rng):
-    """Clone, seed and fit ``estimator`` for column ``j`` on ``rows``."""
-    if rows.size < 2 or filled.shape[1] < 2:
-        return None
-    model = clone(estimator)
-    params = model.get_params()
-    if "random_state" in params:
-        model.set_params(random_state=int(rng.randint(2**31 - 1)))
-    if "n_neighbors" in params:
-        model.set_params(n_neighbors=min(model.n_neighbors, rows.size))
-    model.fit(np.delete(filled[rows], j, axis=1), filled[rows, j])
-    return model
-
-
-def _fit_rows(mask, j, max_fit_rows, rng):
-    rows = np.flatnonzero(mask[:, j])
-    if max_fit_rows is not None and rows.size > max_fit_rows:
-        rows = np.sort(rng.choice(rows, max_fit_rows, replace=False))
-    return rows
-
-
-def _run(X, mask, candidates, chosen, settings, *, store, keep_all=False):
-    """Linear rounds, then one round of each column's chosen models.
-
-    Returns the completions of every model (``keep_all``), or the fitted
-    linear rounds, the completion and the second-stage models (``store``).
-    """
-    rng, order = settings["rng"], settings["order"]
-    n_features = X.shape[1]
-    missing = ~mask
-    filled = np.where(mask, X, 0.0)  # standardised: 0 is the column mean
-    to_impute = [j for j in order if missing[:, j].any()]
-    linear_rounds = []
-    for _ in range(settings["max_iter"] if to_impute else 0):
-        previous = filled[missing]
-        models = [None] * n_features
-        for j in to_impute:
-            rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
-            models[j] = _fit_model(BayesianRidge(), filled, rows, j, rng)
-            at = missing[:, j]
-            filled[at, j] = _predict(models[j], filled[at], j)
-        linear_rounds.append(models)
-        if np.mean((filled[missing] - previous) ** 2) < settings["tol"]:
-            break
-    if store:
-        # Columns complete here get a regression too: new rows may miss them.
-        complete = [j for j in order if not missing[:, j].any()]
-        if complete and not linear_rounds:
-            linear_rounds.append([None] * n_features)
-        for j in complete:
-            rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
-            linear_rounds[-1][j] = _fit_model(BayesianRidge(), filled, rows, j, rng)
-    lookup = dict(candidates)
-    fitted = [{} for _ in range(n_features)]
-    # Columns complete here still get models when stored: new rows may miss them.
-    for j in order if store else to_impute:
-        names = [name for name in chosen[j] if name != "linear"]
-        if not names:
-            continue
-        rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
-        for name in names:
-            fitted[j][name] = _fit_model(lookup[name], filled, rows, j, rng)
-    if keep_all:
-        preds = {"linear": filled}
-        for name, _ in candidates:
-            out = filled.copy()
-            for j in to_impute:
-                at = missing[:, j]
-                out[at, j] = _predict(fitted[j].get(name), filled[at], j)
-            preds[name] = out
-        return preds
-    completion = _second_stage(filled, missing, chosen, fitted)
-    return linear_rounds, completion, fitted
-
-
-def _refine(filled, mask, chosen, candidates, settings):
-    """One missForest-style round, in place: refit and re-predict each column.
-
-    Each column with missing entries, in imputation order, has its chosen
-    models (``"linear"``: a Bayesian ridge) refitted on its observed rows with
-    the current completion as features, and its missing entries replaced by
-    their average before the next column is refitted. Returns the fitted
-    models, per column by name (empty for complete columns).
-    """
-    rng, order = settings["rng"], settings["order"]
-    lookup = dict(candidates, linear=BayesianRidge())
-    missing = ~mask
-    models = [{} for _ in range(filled.shape[1])]
-    for j in order:
-        if not missing[:, j].any():
-            continue
-        rows = _fit_rows(mask, j, settings["max_fit_rows"], rng)
-        for name in chosen[j]:
-            models[j][name] = _fit_model(lookup[name], filled, rows, j, rng)
-        _apply_round(filled, missing, [j], chosen, models)
-    return models
-
-
-def _apply_round(filled, missing, order, chosen, models):
-    """Replace the missing entries of ``order``'s columns by their models' average."""
-    for j in order:
-        at = missing[:, j]
-        if not at.any() or not models[j]:
-            continue
-        filled[at, j] = np.mean(
-            [_predict(models[j][name], filled[at], j) for name in chosen[j]], axis=0
-        )
-
-
-def _second_stage(filled, missing, chosen, fitted):
-    """Average of each column's chosen models, features from the linear completion."""
-    out = filled.copy()
-    for j, combo in enumerate(chosen):
-        at = missing[:, j]
-        if not at.any() or combo == ("linear",):
-            continue
-        guesses = [
-            filled[at, j]
-            if name == "linear"
-            else _predict(fitted[j][name], filled[at], j)
-            for name in combo
-        ]
-        out[at, j] = np.mean(guesses, axis=0)
-    return out
-
-
-def _soft_impute_map(X, mask, shrinkage):
-    """The shrunken projection of a soft-thresholded SVD completion of ``X``.
-
-    SoftImpute (Mazumder, Hastie and Tibshirani, "Spectral Regularization
-    Algorithms for Learning Large Incomplete Matrices", JMLR 2010): starting
-    from the column means (0: the table is standardised), the missing entries
-    are replaced by those of ``S_lambda(F)``, the SVD of the current fill
-    ``F`` with its singular values ``d`` soft-thresholded to
-    ``max(d - lambda, 0)``, at most ``LOW_RANK_ITER`` times or until the
-    imputed entries change by less than ``LOW_RANK_TOL`` (relative).
-    ``lambda`` is ``shrinkage`` times the largest singular value of the
-    mean-filled table. The SVD is taken through the eigendecomposition of
-    the ``n_features``-square Gram matrix ``F.T @ F``: ``S_lambda(F) = F W``
-    with ``W = V diag(max(d - lambda, 0) / d) V.T``.
-
-    Returns ``W`` of the last iteration, shape ``(n_features, n_features)``.
-    """
-    base = np.where(mask, X, 0.0)
-    missing = (~mask).astype(np.float64)
-    filled = base
-    lam = None
-    weights = np.zeros((X.shape[1], X.shape[1]))
-    for _ in range(LOW_RANK_ITER):
-        evals, vecs = np.linalg.eigh(filled.T @ filled)
-        sing = np.sqrt(np.clip(evals, 0.0, None))
-        if lam is None:
-            lam = shrinkage * sing.max()
-        keep = sing > lam
-        factor = np.where(keep, (sing - lam) / np.where(keep, sing, 1.0), 0.0)
-        weights = (vecs * factor) @ vecs.T
-        new = base + missing * (filled @ weights)  # observed entries kept
-        norm = np.sqrt(np.sum((filled - base) ** 2))  # the imputed entries
-        change = np.sqrt(np.sum((new - filled) ** 2))
-        filled = new
-        if norm > 0 and change < LOW_RANK_TOL * norm:
-            break
-    return weights
-
-
-def _low_rank_complete(X, mask, weights):
-    """Each row completed as the fixed point of the shrunken projection.
-
-    A row ``f`` whose observed entries are kept and whose missing entries
-    ``m`` satisfy ``f_m = (f W)_m`` -- the fixed point of the SoftImpute
-    update with ``W`` held fixed -- solves ``(I - D W.T) f = (I - D) x``, with
-    ``D`` the diagonal 0/1 indicator of the row's missing entries. ``W`` is
-    symmetric with eigenvalues in ``[0, 1)`` (soft thresholding with
-    ``lambda > 0``), so the system is regular. One batched solve per block of
-    rows: the same map for the training rows and for new rows.
-    """
-    out = np.where(mask, X, 0.0)
-    n_features = X.shape[1]
-    rows = np.flatnonzero((~mask).any(axis=1))
-    step = max(1, SOLVE_ENTRIES // n_features**2)
-    eye = np.eye(n_features)
-    for start in range(0, rows.size, step):
-        block = rows[start : start + step]
-        missing = (~mask[block]).astype(np.float64)
-        system = eye - missing[:, :, None] * weights.T[None, :, :]
-        out[block] = np.linalg.solve(system, out[block][:, :, None])[:, :, 0]
-    return out
-
-
-def _predict(model, rows: np.ndarray, j: int) -> np.ndarray:
-    """``model``'s prediction for column ``j`` of ``rows`` (0, the mean, if None)."""
-    out = np.zeros(rows.shape[0])
-    if model is None or rows.shape[0] == 0:
-        return out
-    features = np.delete(rows, j, axis=1)
-    for start in range(0, rows.shape[0], CHUNK_ROWS):
-        out[start : start + CHUNK_ROWS] = model.predict(
-            features[start : start + CHUNK_ROWS]
-        )
-    return out

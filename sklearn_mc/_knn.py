@@ -1,4 +1,9 @@
-"""k-nearest-neighbour imputation with nan-euclidean distances, in torch."""
+"""k-nearest-neighbour imputation with nan-euclidean distances, in torch.
+
+The estimator and its row search's orchestration; the searches themselves are
+in ``_knn_rows`` and ``_knn_grid``, ``axis="features"`` in ``_knn_columns``,
+the held-out choice of the shrinkage toward the mean in ``_knn_holdout``.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +16,14 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from . import _knn_columns as _columns
 from . import _knn_grid as _grid
+from . import _knn_holdout as _holdout
 from . import _knn_rows as _rows
 from ._base import BaseMatrixImputer
-from ._mean_blend import blend_weights, shrink_missing, warn_shrunk_to_mean
+from ._mean_blend import shrink_missing, warn_shrunk_to_mean
 from ._progress import progress
-from ._torch import compute_dtype, draw_seed, to_numpy, to_tensor
-
-#: row completions the held-out search of ``mean_shrinkage="auto"`` may run
-HOLDOUT_BUDGET = 1000
-#: folds of a held-out row's observed entries (a fifth hidden at a time)
-HOLDOUT_FOLDS = 5
-#: groups of the held-out rows that hide their fold's entries together (so
-#: that a row's near-duplicate rarely hides the same entry in the same pass)
-HOLDOUT_GROUPS = 4
-#: working memory (MiB) of the held-out completions' chunks
-HOLDOUT_MEMORY = 4
+from ._torch import compute_dtype, to_numpy, to_tensor
 
 
 class KNNImputer(BaseMatrixImputer):
@@ -340,7 +337,7 @@ class KNNImputer(BaseMatrixImputer):
             std = np.sqrt((centred**2).sum(axis=0) / counts)
             std[~(std > 1e-12 * np.maximum(1.0, np.abs(self._col_mean)))] = 1.0
             self._col_std = std
-            self._col_ratio = self._column_ratios(centred / std, mask)
+            self._col_ratio = _columns.column_ratios(centred / std, mask, self._device)
         self._donor_rows = None
         if self.axis == "samples" and (
             self.max_donors is not None and self.max_donors < X.shape[0]
@@ -355,7 +352,7 @@ class KNNImputer(BaseMatrixImputer):
         shrinkage = self.mean_shrinkage
         auto = shrinkage is True or (isinstance(shrinkage, str) and shrinkage == "auto")
         if auto:
-            weights = self._held_out_weights()
+            weights = _holdout.held_out_weights(self)
         elif shrinkage is None or shrinkage is False or shrinkage == 0:
             weights = None
         else:
@@ -368,65 +365,6 @@ class KNNImputer(BaseMatrixImputer):
         # Completing the training rows is transform's rule: a row is never
         # its own donor for a column it lacks, exactly as in scikit-learn.
         return None
-
-    def _held_out_weights(self):
-        """Per column, the blend weight ``w_j`` chosen on held-out entries.
-
-        See "Shrinkage toward the mean" in the class docstring. The held-out
-        entries are hidden in ``_fit_X`` / ``_mask_fit_X`` in place, one pass
-        (a group of rows, a fold of their entries) at a time, and always put
-        back.
-        """
-        fit_X, fit_mask = self._fit_X, self._mask_fit_X
-        n_train, n_features = fit_mask.shape
-        rng = np.random.RandomState(draw_seed())
-        n_hold = min(n_train, HOLDOUT_BUDGET)
-        hold = np.sort(rng.choice(n_train, n_hold, replace=False))
-        # As many folds as the budget allows (all of them on small tables).
-        n_folds = max(1, min(HOLDOUT_FOLDS, HOLDOUT_BUDGET // n_hold))
-        r, c = np.nonzero(fit_mask[hold])
-        group = rng.permutation(hold.size) % HOLDOUT_GROUPS
-        passes = group[r] * HOLDOUT_FOLDS + rng.permutation(r.size) % HOLDOUT_FOLDS
-        donors = fit_mask.sum(axis=0)
-        rows_features = self.axis == "features"
-        pred = np.empty(r.size)
-        used = np.zeros(r.size, dtype=bool)
-        memory = min(sklearn.get_config()["working_memory"], HOLDOUT_MEMORY)
-        for f in range(HOLDOUT_GROUPS * HOLDOUT_FOLDS):
-            if f % HOLDOUT_FOLDS >= n_folds:
-                continue
-            at = np.flatnonzero(passes == f)
-            if not rows_features:
-                # Every column keeps a donor: hide none of a column's entries
-                # in this fold if they are all its donors.
-                keep = np.bincount(c[at], minlength=n_features) < donors
-                at = at[keep[c[at]]]
-            if not at.size:
-                continue
-            rows, cols = hold[r[at]], c[at]
-            saved = fit_X[rows, cols]
-            query, local = np.unique(rows, return_inverse=True)
-            try:
-                fit_X[rows, cols] = np.nan
-                fit_mask[rows, cols] = False
-                Xq, mq = fit_X[query], fit_mask[query]  # copies
-                out = Xq.copy()
-                todo = np.flatnonzero(~mq.all(axis=1))
-                # Small chunks: fit holds X and its scaled copy meanwhile.
-                with sklearn.config_context(working_memory=memory):
-                    if rows_features:
-                        self._impute_from_columns(Xq, mq, todo, out)
-                    else:
-                        self._impute_from_rows(Xq, mq, todo, out)
-            finally:
-                fit_X[rows, cols] = saved
-                fit_mask[rows, cols] = True
-            pred[at] = out[local, cols]
-            used[at] = True
-        mean = self._col_mean[c[used]]
-        a = pred[used] - mean
-        b = fit_X[hold[r[used]], c[used]] - mean
-        return blend_weights(a, b, c[used], n_features)
 
     def _shrink(self, out, mask):
         """``mean + w (out - mean)`` at the missing entries, in place."""
@@ -441,20 +379,6 @@ class KNNImputer(BaseMatrixImputer):
             "the neighbour average",
             "Set mean_shrinkage=None for scikit-learn's KNNImputer.",
         )
-
-    def _column_ratios(self, Z, mask):
-        """Mean squared difference over common rows between all columns."""
-        device = self._device
-        dtype = compute_dtype(device)
-        Zt = to_tensor(Z.T, device, dtype)
-        Mt = to_tensor(mask.T, device).to(dtype)
-        n_cols = Zt.shape[0]
-        chunk = _rows.chunk_size(n_cols, n_cols)
-        out = np.empty((n_cols, n_cols))
-        for start in range(0, n_cols, chunk):
-            sl = slice(start, start + chunk)
-            out[sl] = to_numpy(_exact_ratios(Zt[sl], Mt[sl], Zt, Mt))
-        return out
 
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
@@ -493,7 +417,7 @@ class KNNImputer(BaseMatrixImputer):
         if n_cand is None:
             n_cand = math.ceil(1.5 * k / fit_mask.mean()) + _rows.EXTRA_CANDIDATES
         n_cand = max(1, min(n_cand, n_train))
-        search = self._search or _pick_search(fit_mask, n_cand, exact_np.mean())
+        search = self._search or _rows.pick_search(fit_mask, n_cand, exact_np.mean())
 
         bar = progress(len(rows), self.verbose, "KNNImputer")
         if search == "candidates":
@@ -631,66 +555,23 @@ class KNNImputer(BaseMatrixImputer):
         return np.concatenate(pending_pos), np.concatenate(pending_cols)
 
     def _impute_from_columns(self, X, mask, rows, out):
-        device = self._device
-        dtype = compute_dtype(device)
-        n_features = X.shape[1]
-        mean = to_tensor(self._col_mean, device, dtype)
-        std = to_tensor(self._col_std, device, dtype)
-        col_ratio = to_tensor(self._col_ratio, device, dtype)
-        k = min(self.n_neighbors, n_features)
-        chunk = self._chunk_rows or _rows.chunk_size(4 * n_features, len(rows))
-        bar = progress(len(rows), self.verbose, "KNNImputer")
-        for start in range(0, len(rows), chunk):
-            idx = rows[start : start + chunk]
-            mZ = to_tensor(mask[idx], device)
-            Z = (to_tensor(np.nan_to_num(X[idx]), device, dtype) - mean) / std
-            est = torch.zeros_like(Z)
-            missing = ~mZ
-            for j in torch.nonzero(missing.any(0)).flatten().tolist():
-                receivers = torch.nonzero(missing[:, j]).flatten()
-                dist = torch.where(mZ[receivers], col_ratio[j], torch.inf)
-                near, where = _rows.smallest(dist, k)[:2]
-                z = _neighbour_mean(
-                    near,
-                    torch.isfinite(near),
-                    Z[receivers].gather(1, where),
-                    self.weights,
-                )
-                # No observed column at a defined distance: the column mean.
-                est[receivers, j] = torch.nan_to_num(z, nan=0.0)
-            est = est * std + mean
-            out[idx] = np.where(mask[idx], out[idx], to_numpy(est))
-            bar.update(len(idx))
-        bar.close()
+        _columns.impute_from_columns(
+            X,
+            mask,
+            rows,
+            out,
+            col_mean=self._col_mean,
+            col_std=self._col_std,
+            col_ratio=self._col_ratio,
+            n_neighbors=self.n_neighbors,
+            weights=self.weights,
+            device=self._device,
+            chunk_rows=self._chunk_rows,
+            verbose=self.verbose,
+        )
 
 
 # ---------------------------------------------------------------- helpers
-def _pick_search(fit_mask, n_cand, exact_fraction=1.0):
-    """``"candidates"`` or ``"donors"``, whichever the cost model says is faster.
-
-    Per receiver row, in rough CPU nanoseconds: the candidate search costs a
-    float32 product over ``4 n_features`` per training row plus work per
-    candidate and per (missing entry, candidate); the direct donor search a
-    float64 product (rows whose Gram sums are exact, ``exact_fraction``) or
-    a sum per common coordinate (the others), plus work per (missing entry,
-    donor).
-    """
-    n_train, n_features = fit_mask.shape
-    observed = fit_mask.mean()
-    n_donors = fit_mask.sum(0)
-    product = n_train * n_features * 8
-    candidates = (
-        product / 60
-        + 9 * n_cand * observed * n_features
-        + 12 * n_cand * (1 - observed) * n_features
-    )
-    distance = exact_fraction * product / 25 + (1 - exact_fraction) * 4 * (
-        n_train * n_features * observed
-    )
-    donors = distance + 4 * (n_donors * (1 - n_donors / n_train)).sum()
-    return "candidates" if candidates <= donors else "donors"
-
-
 def _subsample_donors(mask, max_donors, random_state):
     """Sorted indices of ``max_donors`` random rows, plus a donor per column.
 
@@ -703,32 +584,3 @@ def _subsample_donors(mask, max_donors, random_state):
     lacking = ~mask[keep].any(axis=0)
     keep[mask[:, lacking].argmax(axis=0)] = True
     return np.flatnonzero(keep)
-
-
-def _exact_ratios(A, mA, B, mB):
-    """Nan-euclidean ``sum((a - b)²) / n_common`` per pair; inf when none.
-
-    ``A``, ``B`` are zero-filled, ``mA``, ``mB`` their masks (float). The
-    factor ``n_features`` of the distance is left out: it changes neither
-    the ranking nor the normalised ``1 / d`` weights.
-    """
-    d2 = torch.cat([A * A, mA, A], 1) @ torch.cat([mB, B * B, -2 * B], 1).T
-    d2.clamp_(min=0)
-    common = mA @ mB.T
-    return torch.where(common > 0, d2 / common, torch.inf)
-
-
-def _neighbour_mean(ratio, selected, values, weights):
-    """Uniform or ``1 / d`` weighted mean of the selected neighbours (last dim).
-
-    ``ratio`` is the squared distance up to a constant factor, which cancels
-    in the normalised weights. As in scikit-learn, neighbours at distance 0
-    take all the weight when there are any. NaN where none is selected.
-    """
-    if weights == "uniform":
-        w = selected.to(values.dtype)
-    else:
-        zero = selected & (ratio == 0)
-        inverse = torch.where(selected & (ratio > 0), ratio.rsqrt(), 0.0)
-        w = torch.where(zero.any(-1, keepdim=True), zero.to(values.dtype), inverse)
-    return (w * values).sum(-1) / w.sum(-1)

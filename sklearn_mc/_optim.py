@@ -46,10 +46,6 @@ from ._callbacks import (
     _snapshot,
 )
 
-# Re-export: ``_knn`` still imports the progress display from here (it moved
-# to ``_progress``).
-from ._progress import progress as progress
-
 #: how many times a diverging fit is rewound and retried with half the
 #: learning rate before it gives up with an error.
 MAX_DIVERGENCE_RETRIES = 6
@@ -221,7 +217,7 @@ def train(
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     tol: float = 1e-4,
-    n_iter_no_change: int = 10,
+    n_iter_no_change: int | None = 10,
     validation_fn: Callable[[], float] | None = None,
     validation_interval: int = 1,
     on_epoch_start: Callable[[int], None] | None = None,
@@ -261,8 +257,12 @@ def train(
         Decoupled L2 penalty passed to the optimiser.
     tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress.
-    n_iter_no_change : int, default=10
-        Stop after this many checks without progress.
+    n_iter_no_change : int or None, default=10
+        Stop after this many checks without progress. None: no such rule (no
+        :class:`Plateau` on the training loss), for a method whose own
+        stopping rule (``stop_fn``, ``callbacks``) is the only one; early
+        stopping (``validation_fn``) needs a patience, so None with a
+        ``validation_fn`` raises a ValueError.
     validation_fn : callable or None, default=None
         Returns the held-out loss; when given it is monitored
         (:class:`EarlyStopping`) and the best of the states checked, the
@@ -312,7 +312,7 @@ def train(
     may_stop_early = (
         validation_fn is not None
         or stop_fn is not None
-        or n_iter_no_change < max_iter
+        or (n_iter_no_change is not None and n_iter_no_change < max_iter)
         or bool(extra)  # a method's own callback may stop the loop
     )
     bar = ProgressBar(verbose, desc, eta=not may_stop_early, status_fn=status_fn)
@@ -338,7 +338,7 @@ def default_callbacks(
     *,
     max_iter: int,
     tol: float = 1e-4,
-    n_iter_no_change: int = 10,
+    n_iter_no_change: int | None = 10,
     validation_fn: Callable[[], float] | None = None,
     validation_interval: int = 1,
     on_epoch_start: Callable[[int], None] | None = None,
@@ -348,12 +348,17 @@ def default_callbacks(
 
     :class:`DivergenceMonitor` first; then :class:`EarlyStopping` on
     ``validation_fn``, or else :class:`Plateau` on the training loss (left out
-    when ``n_iter_no_change > max_iter``: it could never fire); then
-    :class:`Schedule` (``on_epoch_start``) and :class:`StopWhen` (``stop_fn``)
-    when given.
+    when ``n_iter_no_change`` is None, and when it exceeds ``max_iter``: it
+    could never fire); then :class:`Schedule` (``on_epoch_start``) and
+    :class:`StopWhen` (``stop_fn``) when given.
     """
     callbacks: list[Callback] = [DivergenceMonitor()]
     if validation_fn is not None:
+        if n_iter_no_change is None:
+            raise ValueError(
+                "early stopping (validation_fn) needs a patience; "
+                "n_iter_no_change=None is for training without a plateau rule."
+            )
         callbacks.append(
             EarlyStopping(
                 validation_fn,
@@ -362,7 +367,7 @@ def default_callbacks(
                 every=validation_interval,
             )
         )
-    elif n_iter_no_change <= max_iter:
+    elif n_iter_no_change is not None and n_iter_no_change <= max_iter:
         callbacks.append(Plateau(tol=tol, patience=n_iter_no_change))
     if on_epoch_start is not None:
         callbacks.append(Schedule(on_epoch_start))

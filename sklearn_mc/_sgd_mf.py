@@ -482,7 +482,7 @@ class SGDMFImputer(GradientTrainedImputer):
             tol=self.tol,
             # After the path, the plateau rule above replaces the loop's own
             # (which would judge the moving objective of the path).
-            n_iter_no_change=self.max_iter + 1 if after_path else self.n_iter_no_change,
+            n_iter_no_change=None if after_path else self.n_iter_no_change,
             validation_fn=validation_fn,
             validation_interval=interval,
             status_fn=path.label,

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from sklearn_mc import _progress
-from sklearn_mc._callbacks import Callback, Diverged, EarlyStopping, LRSchedule
+from sklearn_mc._callbacks import (
+    Callback,
+    Diverged,
+    EarlyStopping,
+    LRSchedule,
+    _all_finite,
+)
+from sklearn_mc._optim import train
+from sklearn_mc._torch import make_generator
 
 sys.path.insert(0, os.path.dirname(__file__))
 # the small least-squares problems the training-loop tests use
@@ -105,6 +113,57 @@ def test_a_callback_that_rejects_a_state_rewinds_the_loop():
     assert [e for (e,) in rec.hooks("epoch_begin")] == [0, 1, 2, 2, 3, 4]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_finite_agrees_with_isfinite(dtype):
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(), (0,), (1,), (7,), (3, 5), (40, 40)]
+    for shape in shapes:
+        base = torch.randn(shape, generator=gen, dtype=dtype) * 1e30
+        assert _all_finite([base])
+        for bad in (float("nan"), float("inf"), -float("inf")):
+            for at in range(min(base.numel(), 3)):
+                t = base.clone().flatten()
+                t[(at * 7919) % t.numel()] = bad
+                t = t.reshape(shape)
+                assert not _all_finite([t]) and not bool(torch.isfinite(t).all())
+                assert not _all_finite([base, t])  # any tensor of the list
+    assert _all_finite([]) and _all_finite([torch.zeros(0, 3)])
+    w = torch.ones(4, dtype=dtype, requires_grad=True)
+    assert _all_finite([w])  # a parameter, no graph built
+
+
+def test_a_non_finite_parameter_with_a_finite_loss_rewinds():
+    # ``junk`` takes no part in the loss: only the parameter check sees it.
+    A, y, _ = _regression()
+    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    junk = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    spoiled = []
+
+    def spoil(epoch):
+        if epoch == 2 and not spoiled:
+            spoiled.append(epoch)
+            with torch.no_grad():
+                junk[3] = float("nan")
+
+    def loss_fn(idx):
+        return ((A @ w - y) ** 2).mean() + 0.0 * junk[:3].sum()
+
+    result = train(
+        [w, junk],
+        loss_fn,
+        n_samples=len(y),
+        batch_size=None,
+        max_iter=6,
+        learning_rate=0.05,
+        generator=make_generator(0),
+        tol=0.0,
+        n_iter_no_change=None,
+        on_epoch_start=spoil,
+    )
+    assert spoiled and result.n_rewinds == 1 and result.n_iter == 6
+    assert bool(torch.isfinite(junk).all())
+
+
 def test_a_rewind_gives_callbacks_back_their_checkpoint_state():
     class Count(Callback):
         def __init__(self):
@@ -167,7 +226,7 @@ def _least_squares_with(w, A, y, max_iter, **kwargs):
         max_iter,
         learning_rate=0.01,
         tol=0.0,
-        n_iter_no_change=max_iter + 1,  # the training-loss rule stays out
+        n_iter_no_change=None,  # the training-loss rule stays out
         **kwargs,
     )
 

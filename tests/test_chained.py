@@ -188,17 +188,17 @@ def test_low_rank_blend_is_chosen_on_held_out_entries_and_pays():
 
 
 def test_low_rank_completion_is_the_soft_impute_fixed_point():
-    from sklearn_mc._chained import _low_rank_complete, _soft_impute_map
+    from sklearn_mc._chained_low_rank import low_rank_complete, soft_impute_map
 
     X = _gaussian_low_rank(n=40, p=6)
     X = (X - X.mean(0)) / X.std(0)
     _, hidden = _hide(X, rate=0.3, seed=4)
     observed = ~hidden
-    weights = _soft_impute_map(X, observed, 0.05)
+    weights = soft_impute_map(X, observed, 0.05)
     np.testing.assert_allclose(weights, weights.T, atol=1e-12)
     eig = np.linalg.eigvalsh(weights)
     assert eig.min() > -1e-10 and eig.max() < 1
-    out = _low_rank_complete(X, observed, weights)
+    out = low_rank_complete(X, observed, weights)
     np.testing.assert_array_equal(out[observed], X[observed])
     # missing entries satisfy f_m = (f W)_m: the SoftImpute update, W fixed
     np.testing.assert_allclose(out[hidden], (out @ weights)[hidden], atol=1e-10)

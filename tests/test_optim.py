@@ -276,6 +276,23 @@ def test_no_convergence_warning_with_tol_zero_or_when_converged():
     assert result.n_iter < 5000
 
 
+def test_n_iter_no_change_none_means_no_plateau_rule():
+    # tol=0.5 with a patience of 2 converges within a few epochs (above);
+    # None switches the rule off, so the whole budget runs, and stopping
+    # there with tol > 0 still warns.
+    with pytest.warns(ConvergenceWarning, match="max_iter=40"):
+        result = _least_squares(40, 0.5, n_iter_no_change=None)
+    assert result.stop_reason == "max_iter" and result.n_iter == 40
+    # a method's own rule still ends training
+    result = _least_squares(40, 0.5, n_iter_no_change=None, stop_fn=lambda e: e == 7)
+    assert result.stop_reason == "converged" and result.n_iter == 7
+
+
+def test_n_iter_no_change_none_is_refused_with_early_stopping():
+    with pytest.raises(ValueError, match="needs a patience"):
+        _least_squares(5, 1e-4, n_iter_no_change=None, validation_fn=lambda: 1.0)
+
+
 @pytest.mark.parametrize("name", DIVERGING)
 def test_every_gradient_imputer_warns_at_max_iter(name):
     import sklearn_mc
@@ -316,6 +333,7 @@ def test_default_callbacks_follow_the_keywords():
     assert kinds(max_iter=20) == ["DivergenceMonitor", "Plateau"]
     # a patience beyond the budget could never stop the loop: no Plateau
     assert kinds(max_iter=5, n_iter_no_change=6) == ["DivergenceMonitor"]
+    assert kinds(max_iter=5, n_iter_no_change=None) == ["DivergenceMonitor"]
     assert kinds(
         max_iter=5,
         validation_fn=lambda: 0.0,
