@@ -142,7 +142,10 @@ class ChainedImputer(BaseMatrixImputer):
         Maximum number of rounds of the linear chained equations.
     tol : float, default=1e-5
         Stop the linear rounds once the mean squared change of the imputed
-        entries (standardised units) is below ``tol``.
+        entries (standardised units) is below ``tol``. If the rounds reach
+        ``max_iter`` first (and ``tol > 0``), a
+        :class:`~sklearn.exceptions.ConvergenceWarning` says so, as
+        scikit-learn's ``IterativeImputer`` does.
     n_folds : int, default=3
         Times that entries are re-hidden to choose the models.
     validation_fraction : float in (0, 1), default=0.08

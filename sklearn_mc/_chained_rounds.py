@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import BayesianRidge
 
+from ._optim import warn_not_converged
+
 #: rows per ``predict`` call in ``transform``: bounds the memory of the
 #: k-nearest-neighbour candidate independently of the number of rows.
 CHUNK_ROWS = 4096
@@ -73,6 +75,10 @@ def run_chain(
         linear_rounds.append(models)
         if np.mean((filled[missing] - previous) ** 2) < settings["tol"]:
             break
+    else:
+        if store and to_impute:
+            # the fit's own chain (not a selection run) used every round
+            warn_not_converged("ChainedImputer", settings["max_iter"], settings["tol"])
     if store:
         # Columns complete here get a regression too: new rows may miss them.
         complete = [j for j in order if not missing[:, j].any()]

@@ -222,3 +222,21 @@ def test_bad_estimators_raise(estimators, match):
     X_missing, _ = _hide(_linear(40))
     with pytest.raises(ValueError, match=match):
         ChainedImputer(estimators=estimators).fit(X_missing)
+
+
+def test_warns_when_the_linear_rounds_stop_at_max_iter():
+    # scikit-learn's rule (IterativeImputer): ConvergenceWarning when the
+    # rounds end at max_iter with tol > 0; none with tol=0 or once converged
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, _ = _hide(_linear())
+    fast = dict(estimators=[], n_folds=1, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        ChainedImputer(max_iter=1, tol=1e-5, **fast).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ChainedImputer(max_iter=1, tol=0, **fast).fit(X)
+        est = ChainedImputer(max_iter=50, tol=1e-3, **fast).fit(X)
+    assert est.n_iter_ < 50
