@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import time
+import sys
 import warnings
 from pathlib import Path
 
@@ -52,7 +52,16 @@ from sklearn_mc._base import BaseMatrixImputer
 from sklearn_mc.datasets import make_mask
 from sklearn_mc.metrics import nmae
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    Timer,
+    command,
+    environment,
+    markdown_table,
+    report_path,
+    write_report,
+)
+
 PAPER_BARBARA = {
     "KNN": (0.083, 0.1563, 0.0712),
     "SVD": (0.0621, 0.2324, 0.1331),
@@ -126,11 +135,10 @@ def peers(max_iter, learning_rate, seed=0):
 
 
 def run(est, X_missing):
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with Timer() as t, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = est.fit_transform(X_missing)
-    return out, time.perf_counter() - t0
+    return out, t.wall
 
 
 def evaluate(X, mask, ests, label):
@@ -174,7 +182,7 @@ def with_curves(ests, truth, mask, max_iter, learning_rate, seed):
     return ests
 
 
-def part_images(size, max_iter, learning_rate, suffix="", seed=0):
+def part_images(size, max_iter, learning_rate, quick=False, seed=0):
     img = cameraman(size)
     out = {"size": size, "results": {}, "curves": {}}
     observed, completions = {}, {}
@@ -189,7 +197,9 @@ def part_images(size, max_iter, learning_rate, suffix="", seed=0):
         for name, value in results.items():
             out["results"].setdefault(name, {})[kind] = value
         out["curves"].update(curves)
-    plot_completions(img, observed, completions, RESULTS / f"air_net{suffix}.png")
+    plot_completions(
+        img, observed, completions, report_path("air_net", quick=quick, suffix=".png")
+    )
     return out
 
 
@@ -212,12 +222,6 @@ def part_community(max_iter, learning_rate, seed=0):
     return out
 
 
-def table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def image_section(part):
     rows = []
     for name, per_mask in part["results"].items():
@@ -232,7 +236,10 @@ def image_section(part):
         "",
         part["setting"],
         "",
-        table(["method", "random 30 %", "patch", "texture", "fit time (s)"], rows),
+        *([f"Run: {part['run']}", ""] if "run" in part else []),
+        markdown_table(
+            rows, ["method", "random 30 %", "patch", "texture", "fit time (s)"]
+        ),
         "",
     ]
 
@@ -252,7 +259,8 @@ def community_section(part):
         "",
         part["setting"],
         "",
-        table(["method", *labels], rows),
+        *([f"Run: {part['run']}", ""] if "run" in part else []),
+        markdown_table(rows, ["method", *labels]),
         "",
     ]
 
@@ -284,30 +292,31 @@ def main(argv=None):
         import fancyimpute  # noqa: F401
     except ImportError as exc:
         print(f"fancyimpute skipped: {exc}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    # A quick run must not overwrite the full run's files.
-    suffix = "_quick" if args.quick else ""
-    parts = {"images": lambda: part_images(size, max_iter, lr, suffix)}
+    quick = args.quick  # a quick run gets its own files (never the full run's)
+    parts = {"images": lambda: part_images(size, max_iter, lr, quick)}
     parts["community"] = lambda: part_community(max_iter, lr)
+    stored_path = {
+        name: report_path(f"air_net_{name}", quick=quick, suffix=".json")
+        for name in parts
+    }
     for name, fn in parts.items():
         if args.part in ("all", name):
             result = fn()
             result["setting"] = setting
-            (RESULTS / f"air_net_{name}{suffix}.json").write_text(json.dumps(result))
+            result["run"] = f"{command(argv)}; {environment()}"
+            stored_path[name].write_text(json.dumps(result))
     stored = {
-        name: json.loads((RESULTS / f"air_net_{name}{suffix}.json").read_text())
-        for name in parts
-        if (RESULTS / f"air_net_{name}{suffix}.json").exists()
+        name: json.loads(path.read_text())
+        for name, path in stored_path.items()
+        if path.exists()
     }
     lines = ["# AIRNetImputer benchmark", ""]
     if "images" in stored:
         lines += image_section(stored["images"])
     if "community" in stored:
         lines += community_section(stored["community"])
-    text = "\n".join(lines)
-    print(text)
-    (RESULTS / f"air_net{suffix}.md").write_text(text)
-    plot_curves(stored, RESULTS / f"air_net_curve{suffix}.png")
+    write_report("air_net", "\n".join(lines), quick=quick)
+    plot_curves(stored, report_path("air_net_curve", quick=quick, suffix=".png"))
 
 
 def plot_completions(img, observed, completions, path):

@@ -80,3 +80,19 @@ def test_full_report_reads_named_raw_files(bench_tabular, tmp_path):
     text = (tmp_path / "tabular.md").read_text()
     assert not (tmp_path / "tabular_quick.md").exists()
     assert "Ranks are over the 2 fits (of 2)" in text
+
+
+def test_results_paths_live_only_in_the_harness():
+    # every benchmark writes through _common (report_path / write_report), so
+    # a quick run's suffix and the results folder are decided in one place
+    import re
+
+    offenders = []
+    for name in sorted(os.listdir(BENCHMARKS)):
+        if not (name.startswith("bench_") and name.endswith(".py")):
+            continue
+        with open(os.path.join(BENCHMARKS, name)) as f:
+            source = f.read()
+        if re.search(r"^RESULTS\s*=|/\s*\"results\"|'results'\s*\)", source, re.M):
+            offenders.append(name)
+    assert offenders == []
