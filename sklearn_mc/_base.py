@@ -34,6 +34,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _sparse_path
+from ._observed import trim_heap
 from ._scaling import _apply_scaling, _fit_scaling, _unscale, scaling_from_entries
 from ._torch import fit_context, resolve_device, seed_from
 
@@ -87,6 +88,12 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     #: (:class:`~sklearn_mc._observed.ObservedEntries`, the values of the
     #: scaled ``X`` bit for bit) instead of a scaled dense copy of ``X``.
     _dense_fit_from_entries = False
+    #: a sparse-capable method that takes int32 indices as they are sets
+    #: this: a dense fit's kept entries (``_train_entries``, and those handed
+    #: to ``_fit``) then have int32 indices where the shape allows, 16 bytes
+    #: per entry instead of 24. A method that converts them to int64 would
+    #: only add a copy, so it is opt-in.
+    _compact_entries = False
 
     def _fit_entries(self, entries) -> None:
         """Learn from scaled :class:`~sklearn_mc._observed.ObservedEntries`."""
@@ -395,6 +402,10 @@ class BaseMatrixImputer(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         # (or turn into NaN) data and factors of magnitude below ~2.2e-308.
         if self._supports_sparse and self._dense_fit_from_entries:
             scaled = _sparse_path._scaled(self, self._train_entries)
+            # The scaling's entry-sized temporaries are freed by now; without
+            # this the C allocator keeps them resident under the method's own
+            # layout of the entries.
+            trim_heap(scaled.n_observed)
         else:
             scaled = self._scale(X)
         with fit_context(seed_from(self.random_state), device):

@@ -157,7 +157,11 @@ def randomized_range(
 
 
 def low_rank_svd(
-    A: torch.Tensor, q: int, niter: int, generator: torch.Generator
+    A: torch.Tensor,
+    q: int,
+    niter: int,
+    generator: torch.Generator,
+    At: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``torch.svd_lowrank(A, q, niter)`` with its test matrix drawn from
     ``generator``.
@@ -166,13 +170,24 @@ def low_rank_svd(
     ``torch.svd_lowrank`` implements it (which draws from torch's process-wide
     generator): the range of the wider side is found. ``A`` may be a dense or
     sparse COO matrix; returns ``U, S, V`` with ``A ≈ U diag(S) Vᵀ``.
+
+    ``At``, optional, is ``A.mH`` built by the caller. For a sparse COO ``A``,
+    ``A.mH`` clones its indices and values (three ``nnz``-long arrays); a
+    caller that has the transposed indices at hand (or builds them as one
+    ``(2, nnz)`` array sharing ``A``'s values) passes them here. It must hold
+    the entries in ``A``'s order (as ``A.mH`` does), so the products, and the
+    result, are bit for bit those without it.
     """
     m, n = A.shape[-2:]
+    if At is None:
+        At = A.mH
     if m < n:
-        A = A.mH
+        A, At = At, A
     dtype = A.dtype if A.is_floating_point() else torch.get_default_dtype()
-    Q = randomized_range(A, A.mH, q, niter, generator, dtype)
-    B = _matmul(Q.mH, A)
+    Q = randomized_range(A, At, q, niter, generator, dtype)
+    # dense @ sparse is computed by torch as (Aᵀ Q)ᵀ through a transposed
+    # copy of A; with Aᵀ at hand that copy is not made (same products).
+    B = _matmul(At, Q).mH if A.is_sparse else _matmul(Q.mH, A)
     U, S, Vh = torch.linalg.svd(B, full_matrices=False)
     U, V = Q.matmul(U), Vh.mH
     if m < n:

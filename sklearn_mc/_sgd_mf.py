@@ -20,6 +20,7 @@ from ._gradient import (
     fill_parameter_docs,
 )
 from ._linalg import masked_gram, solve_spd
+from ._observed import trim_heap
 from ._optim import TrainResult, train
 from ._sgd_mf_factors import (
     _AUTO_BATCH,
@@ -197,8 +198,9 @@ class SGDMFImputer(GradientTrainedImputer):
 
     Notes
     -----
-    Memory: training holds the observed entries as triplets (24 bytes each)
-    and the parameters with their optimiser state and snapshots,
+    Memory: training holds the observed entries as triplets (16 bytes each:
+    int32 indices where the shape allows, float64 values) and the parameters
+    with their optimiser state and snapshots,
     ``O(nnz + (n_samples + n_features) · rank)``, plus ``O(batch_size ·
     rank)`` temporaries per step (``batch_size="auto"`` caps them at 65,536
     entries); no tensor of shape ``(n_samples, n_features)`` is built while
@@ -211,15 +213,19 @@ class SGDMFImputer(GradientTrainedImputer):
     (1 byte per entry) and the dense completion ``fit_transform`` returns,
     made twice at the end (scaled and unscaled: 2 × 8 bytes per entry); a
     dense fit takes the observed entries from the base class, not a scaled
-    dense copy. Bound, per observed entry: the kept triplets (24 bytes, a
-    fitted attribute), their scaled values and the training / held-out
-    triplets (about 32 bytes) and the sparse products of the spectral norm
-    that starts the path (about 40 bytes, transient). Measured (peak resident
-    memory above the input, ``benchmarks/bench_memory.py``): 431-514 MB,
-    11-13.5 × X, on 100,000 × 50 with 20 % missing (X = 38 MB), was 815 MB
-    (21 × X);
-    part of it is memory the C allocator keeps after freeing the
-    entry-sized temporaries. Time per epoch is ``O(nnz · rank)``.
+    dense copy, and releases the scaled values it was handed once its
+    training / held-out split holds its own. Bound, per observed entry: the
+    kept entries (16 bytes, a fitted attribute), the training / held-out
+    triplets (16 bytes) and, transient, the weighted sample and its int64
+    indices for the spectral norm that starts the path (about 32 bytes,
+    shared with its transpose). Freed entry-sized temporaries are handed
+    back to the system (``malloc_trim``) between the stages and epochs, so
+    that the C allocator's retention does not add up. Measured (peak
+    resident memory above the input, ``benchmarks/bench_memory.py``):
+    316-321 MB, 8.3-8.4 × X (7 runs), on 100,000 × 50 with 20 % missing
+    (X = 38 MB); it was
+    431-514 MB (11-13.5 × X) before these changes and 815 MB (21 × X) at
+    first. Time per epoch is ``O(nnz · rank)``.
 
     Sparse input avoids those: ``fit`` accepts :mod:`scipy.sparse` matrices
     and arrays, where **stored entries are observed (an explicit 0 is a
@@ -335,6 +341,8 @@ class SGDMFImputer(GradientTrainedImputer):
 
     _supports_sparse = True
     _dense_fit_from_entries = True
+    #: the training layout keeps int32 indices: no int64 copy of them.
+    _compact_entries = True
 
     @property
     def _scaling(self) -> str:
@@ -379,9 +387,20 @@ class SGDMFImputer(GradientTrainedImputer):
         cols = torch.as_tensor(entries.cols, device=device)
         vals = to_tensor(entries.values, device, dtype)
         (t_rows, t_cols, t_vals), held_out = _hold_out(
-            rows, cols, vals, self.early_stopping, self.validation_fraction, seed
+            rows, cols, vals, shape, self.early_stopping, self.validation_fraction, seed
         )
         nnz = t_vals.numel()
+        trim_heap(nnz)  # the split's temporaries
+        # What the checks below need of all values, then the handed-over
+        # values are released (the base's scaled copy: the training and
+        # held-out entries hold their own), one array of nnz values less.
+        extremes = torch.stack(vals.aminmax()) if vals.numel() else vals
+        mean_square = float(vals.square().mean())
+        del vals
+        if entries is not getattr(self, "_train_entries", None):
+            # The fit's own scaled copy (the base's _dense_fit_from_entries,
+            # _sparse_path.fit_sparse): nothing reads it after this.
+            entries.values = None
         model = _Factors.initialise(
             t_rows,
             t_cols,
@@ -401,6 +420,9 @@ class SGDMFImputer(GradientTrainedImputer):
             self.alpha_decay,
             _steps_per_epoch(nnz, self._batch_size(nnz)),
         )
+        # The split's and the path start's entry-sized temporaries are freed:
+        # return their pages before training allocates its own.
+        trim_heap(nnz)
 
         def loss_fn(idx):
             if idx is None:
@@ -412,7 +434,7 @@ class SGDMFImputer(GradientTrainedImputer):
         def validation_fn():
             return model.objective(*held_out)
 
-        if _nothing_to_fit(model, vals):
+        if _nothing_to_fit(model, extremes):
             # Nothing beyond the offset to fit (a single standardised row, a
             # constant matrix, up to rounding): zero factors are exact, and
             # steps of a fixed size from an exact start would only add noise.
@@ -423,9 +445,7 @@ class SGDMFImputer(GradientTrainedImputer):
             result = self._train(
                 model, loss_fn, nnz, validation_fn if held_out else None, path, seed
             )
-            _check_not_diverged(
-                result, result.start_validation_loss, float(vals.square().mean())
-            )
+            _check_not_diverged(result, result.start_validation_loss, mean_square)
         self.rank_ = rank
         result.export(self)
         self.n_iter_ = max(result.n_iter, 1)
@@ -442,10 +462,14 @@ class SGDMFImputer(GradientTrainedImputer):
         if self.alpha_init is None:
             return alpha
         if self.alpha_init == "auto":
+            # model.residual(vals) = vals - offset, formed inside (no copy
+            # of it held here while the sample matrix is built)
+            offset = model.mu.detach() if model.biases else None
             threshold = _zero_threshold(
-                *_on_sparse_device(rows, cols, model.residual(rows, cols, vals)),
+                *_on_sparse_device(rows, cols, vals),
                 shape,
                 generator,
+                offset=None if offset is None else _on_sparse_device(offset)[0],
             )
             return max(alpha, _PATH_START * threshold)
         return max(alpha, float(self.alpha_init))
@@ -459,7 +483,9 @@ class SGDMFImputer(GradientTrainedImputer):
         plateau rule on the training loss every epoch.
         """
         interval = path.check_interval()
-        callbacks = [Schedule(path)]
+        # Each epoch starts without the C allocator's retention of the last
+        # one's batch temporaries (see trim_heap; it changes no number).
+        callbacks = [Schedule(path), Schedule(lambda epoch: trim_heap(nnz))]
         after_path = validation_fn is None and path.on_path
         if after_path:
             callbacks.append(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._torch import low_rank_svd
+from ._linalg import low_rank_svd
+from ._observed import index_dtype
 from .model_selection import split_indices
 
 #: batch size of ``batch_size="auto"``: full batch up to this many observed
@@ -113,14 +114,14 @@ class _Factors:
         return [self.pu, self.pv, self.mu, self.pb, self.pc]
 
     def row_bias(self, r):
-        return self.pb[r] * self.su
+        return _scaled(self.pb[r], self.su)
 
     def col_bias(self, c):
-        return self.pc[c] * self.sv
+        return _scaled(self.pc[c], self.sv)
 
     def predict(self, r, c):
-        u = self.pu[r] * self.su
-        w = self.pv[c] * self.sv
+        u = _scaled(self.pu[r], self.su)
+        w = _scaled(self.pv[c], self.sv)
         pred = (u * w).sum(1)
         if self.biases:
             pred = pred + self.mu + self.row_bias(r) + self.col_bias(c)
@@ -134,6 +135,15 @@ class _Factors:
             (self.pb * self.su).detach(),
             (self.pc * self.sv).detach(),
         )
+
+
+def _scaled(x, scale):
+    """``x * scale``; ``x`` itself for a scale of 1 (Adam, RMSprop).
+
+    ``x * 1.0`` is ``x`` bit for bit, in value and gradient, so the
+    batch-sized copy (and its backward product) is skipped.
+    """
+    return x if scale == 1.0 else x * scale
 
 
 def _on_sparse_device(*tensors):
@@ -157,6 +167,39 @@ def _index_pair(rows, cols):
     return torch.stack([rows, cols])
 
 
+def _sparse_pair(rows, cols, vals, shape):
+    """``(S, S.mH)`` of the entries as sparse COO tensors sharing ``vals``.
+
+    Sorted row-major entries (the fit's own) are the coalesced layout; their
+    int64 indices are built once as the rows ``[rows, cols, rows]`` of one
+    (3, nnz) array, whose first two rows index ``S`` and last two ``S.mH``
+    (the entries in ``S``'s order, as ``S.mH`` holds them, so the products
+    are bit for bit those of ``S.mH``): two ``nnz``-long arrays less than
+    ``S.mH``'s clone of the indices and values, with int32 ``rows`` and
+    ``cols`` kept as they are. Other entries are coalesced first.
+    """
+    n = rows.numel()
+    if not _sorted_unique(rows, cols):
+        S = _sparse(rows, cols, vals, shape)
+        return S, _transposed(S)
+    index = torch.empty((3, n), dtype=torch.int64, device=rows.device)
+    index[0].copy_(rows)
+    index[1].copy_(cols)
+    index[2].copy_(rows)
+    coo = dict(check_invariants=False)
+    S = torch.sparse_coo_tensor(index[:2], vals, shape, is_coalesced=True, **coo)
+    St = torch.sparse_coo_tensor(
+        index[1:], vals, tuple(shape)[::-1], is_coalesced=False, **coo
+    )
+    return S, St
+
+
+def _sorted_unique(rows, cols):
+    """Whether the entries are sorted by (row, column) without repeats."""
+    ahead = rows[1:] > rows[:-1]
+    return bool((ahead | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1]))).all())
+
+
 def _sparse(rows, cols, vals, shape):
     """A coalesced sparse COO tensor of the entries.
 
@@ -164,21 +207,36 @@ def _sparse(rows, cols, vals, shape):
     coalesced layout: they are then flagged as such instead of being sorted
     again (``coalesce`` would copy the indices and values and sort them).
     The training entries' indices are already one (2, nnz) tensor, which is
-    used without a copy.
+    used without a copy. torch's invariant check is off: it allocates two
+    ``nnz``-long int64 arrays, and the indices are the fit's own, in range
+    by construction (validated with the input) and checked sorted here.
     """
-    ahead = rows[1:] > rows[:-1]
-    sorted_unique = bool(
-        (ahead | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1]))).all()
-    )
-    del ahead
+    sorted_unique = _sorted_unique(rows, cols)
     S = torch.sparse_coo_tensor(
-        _index_pair(rows, cols),
+        _index_pair(rows.long(), cols.long()),
         vals,
         shape,
-        check_invariants=True,
+        check_invariants=False,
         is_coalesced=sorted_unique,
     )
     return S if sorted_unique else S.coalesce()
+
+
+def _transposed(S):
+    """``S.mH`` of a sparse COO matrix, sharing its values.
+
+    ``S.mH`` clones the indices and the values; this copies only the indices
+    (swapped, in ``S``'s order, as ``S.mH`` holds them), so that
+    :func:`~sklearn_mc._linalg.low_rank_svd` gives the same result with one
+    ``nnz``-long array less.
+    """
+    return torch.sparse_coo_tensor(
+        S._indices().flip(0),
+        S._values(),
+        S.shape[::-1],
+        check_invariants=False,
+        is_coalesced=False,
+    )
 
 
 def _spectral(rows, cols, vals, shape, rank, generator):
@@ -196,9 +254,10 @@ def _spectral(rows, cols, vals, shape, rank, generator):
             (n_rows + n_cols, rank), dtype=vals.dtype, device=vals.device
         )
         return zeros[:n_rows], zeros[n_rows:]
-    sample = _sparse(rows, cols, vals * (n_rows * n_cols / nnz), shape)
+    sample, sample_t = _sparse_pair(rows, cols, vals * (n_rows * n_cols / nnz), shape)
     q = min(rank + 4, n_rows, n_cols)
-    P, S, Q = low_rank_svd(sample, q, 4, generator)
+    P, S, Q = low_rank_svd(sample, q, 4, generator, At=sample_t)
+    del sample, sample_t
     P, S, Q = P[:, :rank], S[:rank], Q[:, :rank]
     # With few samples the noise inflates the singular values (the rescaled
     # sample is far from low rank): shrink them by the least-squares factor on
@@ -209,12 +268,12 @@ def _spectral(rows, cols, vals, shape, rank, generator):
     return P * root, Q * root
 
 
-def _hold_out(rows, cols, vals, early_stopping, fraction, seed):
+def _hold_out(rows, cols, vals, shape, early_stopping, fraction, seed):
     """The training entries and the held-out ones (None without any).
 
     The package's hold-out rule (``split_indices`` on the row-major entries).
-    The training indices are the two rows of one (2, n) tensor, the layout of
-    a sparse COO tensor: the sparse products use it as it is.
+    The training indices are the two rows of one (2, n) tensor, int32 where
+    ``shape`` allows (:func:`~sklearn_mc._observed.index_dtype`).
     """
     n = rows.numel()
     if early_stopping:
@@ -222,14 +281,23 @@ def _hold_out(rows, cols, vals, early_stopping, fraction, seed):
     else:
         kept, held = np.arange(n), np.empty(0, dtype=np.int64)
     kept = torch.as_tensor(kept, device=rows.device)
-    index = torch.empty((2, kept.numel()), dtype=rows.dtype, device=rows.device)
-    torch.index_select(rows, 0, kept, out=index[0])
-    torch.index_select(cols, 0, kept, out=index[1])
+    # int32 where the shape allows (half the memory; indexing gives the same
+    # values); the sparse products build their int64 indices when they run.
+    dtype = _INDEX_DTYPES[index_dtype(shape)]
+    index = torch.empty((2, kept.numel()), dtype=dtype, device=rows.device)
+    for side, idx in zip(index, (rows, cols), strict=True):
+        if idx.dtype == dtype:
+            torch.index_select(idx, 0, kept, out=side)
+        else:
+            side.copy_(idx[kept])
     training = index[0], index[1], vals[kept]
     if held.size == 0:
         return training, None
     held = torch.as_tensor(held, device=rows.device)
-    return training, (rows[held], cols[held], vals[held])
+    return training, (rows[held].to(dtype), cols[held].to(dtype), vals[held])
+
+
+_INDEX_DTYPES = {np.dtype(np.int32): torch.int32, np.dtype(np.int64): torch.int64}
 
 
 def _nothing_to_fit(model, vals):

@@ -16,8 +16,8 @@ import math
 import torch
 
 from ._callbacks import DivergenceError
-from ._sgd_mf_factors import _sparse
-from ._torch import low_rank_svd
+from ._linalg import low_rank_svd
+from ._sgd_mf_factors import _sparse_pair
 
 #: the automatic path starts at this fraction of the penalty that makes zero
 #: factors stable, so that the leading direction grows from the first epoch
@@ -128,7 +128,7 @@ def _check_not_diverged(result, start_validation, scale):
         )
 
 
-def _zero_threshold(rows, cols, vals, shape, generator):
+def _zero_threshold(rows, cols, vals, shape, generator, offset=None):
     """Smallest penalty at which all-zero factors are a local minimum.
 
     The penalty of observed entry (i, j) is ``alpha (|U_i|² + |V_j|²)``, i.e.
@@ -137,16 +137,24 @@ def _zero_threshold(rows, cols, vals, shape, generator):
     factors stop being stable once ``2 uᵀ P_Ω(X) v`` beats it, at
     ``alpha = ‖D_r^{-1/2} P_Ω(X) D_c^{-1/2}‖₂``. This is where the
     regularisation path starts (SoftImpute's ``λ_max`` for this penalty).
+    ``P_Ω(X)`` holds ``vals - offset`` (``vals`` when ``offset`` is None),
+    formed here so that no caller holds it beside the weighted values.
     """
     if vals.numel() == 0:
         return 0.0
     n_rows, n_cols = shape
     row_count = torch.bincount(rows, minlength=n_rows).to(vals.dtype)
     col_count = torch.bincount(cols, minlength=n_cols).to(vals.dtype)
-    weight = row_count[rows]  # in place below: one temporary, not three
-    weight *= col_count[cols]
-    weighted = vals / weight.sqrt_()
-    del weight
+    # index_select, not indexing: indexing converts int32 indices to an int64
+    # copy first; in place below: one temporary, not three
+    weight = torch.index_select(row_count, 0, rows)
+    weight *= torch.index_select(col_count, 0, cols)
+    # into the weights' own memory: the same quotients, one array less
+    weighted = torch.div(
+        vals if offset is None else vals - offset, weight.sqrt_(), out=weight
+    )
     q = min(3, n_rows, n_cols)
-    _, S, _ = low_rank_svd(_sparse(rows, cols, weighted, shape), q, 6, generator)
+    sample, sample_t = _sparse_pair(rows, cols, weighted, shape)
+    del weight, weighted
+    _, S, _ = low_rank_svd(sample, q, 6, generator, At=sample_t)
     return float(S[0])

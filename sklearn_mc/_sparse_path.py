@@ -115,8 +115,10 @@ def _scaled(est, entries: ObservedEntries) -> ObservedEntries:
     return entries.with_values(out)
 
 
-#: entries scaled per chunk by :func:`_scaled` (8 MB of float64).
-_SCALE_CHUNK = 2**20
+#: entries scaled per chunk by :func:`_scaled` (512 KiB of float64: temporaries
+#: this small are reused chunk after chunk, where 8 MB ones were left to the
+#: C allocator, which kept about 50 MB of them resident at 4 million entries).
+_SCALE_CHUNK = 2**16
 
 
 def _unscaled(est, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -132,7 +134,10 @@ def remember_entries(est, X: np.ndarray) -> None:
     :func:`~sklearn_mc.ratings.recommend` read the observed values from it.
     """
     if getattr(est, "_supports_sparse", False):
-        est._train_entries = ObservedEntries.from_dense(X)
+        # int32 indices where the shape allows (16 bytes per entry) for the
+        # methods that take them as they are (``_compact_entries``)
+        compact = bool(getattr(est, "_compact_entries", False))
+        est._train_entries = ObservedEntries.from_dense(X, compact=compact)
 
 
 def fit_sparse(est, X) -> ObservedEntries:

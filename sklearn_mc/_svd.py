@@ -23,7 +23,14 @@ from ._linalg import ridge_fold_in
 from ._optim import History, warn_not_converged
 from ._svd_als import _degrees_of_freedom, _fit_als, _floors
 from ._svd_dense import _fit_svd
-from ._svd_entries import _column_means, _Entries, _folds, _row_major, _trim_heap
+from ._svd_entries import (
+    _column_means,
+    _Entries,
+    _fold_indices,
+    _folds,
+    _row_major,
+    _trim_heap,
+)
 from ._svd_selection import _RankSearch, _select_ridge
 from ._torch import compute_dtype, seed_from, to_numpy, to_tensor
 
@@ -202,11 +209,18 @@ class SVDImputer(BaseMatrixImputer):
     and the ridge selection, then all entries' in the final fit, with at most
     two or three arrays of one value per entry beside it in a sweep; the
     batched solves and element-wise passes work in blocks of at most 8 MB.
+    The base class keeps the observed entries (16 bytes each with int32
+    indices) and hands their scaled values over; those are released during
+    the rank search and the ridge selection (the held-out folds hold every
+    value) and put back together for the final fit, and freed temporaries
+    are handed back to the system (``malloc_trim``) within and after each
+    sweep.
     Measured bound: on dense 100,000 × 50 input with 20 % missing (38 MB),
-    ``fit_transform`` peaks at 530 MB above the process's memory before it,
-    13.9 × the input (``benchmarks/bench_svd.py --memory``; it was 24-25 ×),
-    of which the base class's copies of the input (its observed entries, the
-    scaled input) are about 4 ×.
+    ``fit_transform`` peaks at 308-330 MB, 8.1-8.7 × the input, above the
+    memory before it (7 runs of ``benchmarks/bench_memory.py``, which depend
+    on the heap's layout; it was 505-556 MB, 13.2-14.6 ×, and 24-25 × before
+    that). The largest transient is the column solves' outer
+    products, ``n_samples × (rank + 1)²`` floats (49 MB at rank 7 here).
     Time per sweep ``O(nnz rank² + (n_samples + n_features) rank³)``.
 
     Examples
@@ -284,14 +298,21 @@ class SVDImputer(BaseMatrixImputer):
     #: the base hands ``_fit`` the scaled observed entries (scaled before the
     #: fit context flushes denormals), the same as the sparse path's.
     _dense_fit_from_entries = True
+    #: int32 indices are what ``_Entries`` keeps: no int64 copy of them.
+    _compact_entries = True
 
     def _fit(self, entries, mask):
         # Dense input takes the sparse route, so both give the same fit.
-        self._fit_core(entries.rows, entries.cols, entries.values, entries.shape)
+        self._fit_entries(entries)
         return self._dense_completion()
 
     def _fit_entries(self, entries):
-        self._fit_core(entries.rows, entries.cols, entries.values, entries.shape)
+        # The values are the fit's own scaled copy (the base's hand-over, or
+        # fit_sparse's): taken out of the entries, so that _fit_core holds
+        # the only reference and can release them during the rank search.
+        handover = _Handover(entries.values)
+        entries.values = None
+        self._fit_core(entries.rows, entries.cols, handover, entries.shape)
 
     def _fit_core(self, rows, cols, values, shape):
         """Fit on observed entries (scaled units, valid columns only).
@@ -302,6 +323,8 @@ class SVDImputer(BaseMatrixImputer):
         device = self._device
         dtype = compute_dtype(device)
         seed = seed_from(self.random_state)
+        if isinstance(values, _Handover):
+            values = values.take()
         rows, cols, values = _row_major(
             np.asarray(rows), np.asarray(cols), np.asarray(values)
         )
@@ -315,6 +338,18 @@ class SVDImputer(BaseMatrixImputer):
         folds = []
         if self.rank == "auto" or tune:
             folds = _folds(rows, cols, values, shape, device, dtype, seed)
+        # The folds hold every value (held in + held out); where they hold
+        # them exactly (float64 on the CPU), the full array is released
+        # during the search and the selection and put back together for the
+        # final fit: one array of nnz values less at the search's peak.
+        recompose = (
+            bool(folds)
+            and values.dtype == np.float64
+            and dtype == torch.float64
+            and device.type == "cpu"
+        )
+        if recompose:
+            values = None
         search = None
         if self.rank == "auto":
             search = _RankSearch(folds, self.center, self.tol, seed, self.verbose)
@@ -336,6 +371,8 @@ class SVDImputer(BaseMatrixImputer):
             floors, weight = _select_ridge(
                 folds, rank, self.center, self.max_iter, self.tol, seed
             )
+        if values is None:
+            values = _recomposed(folds[0], nnz, seed)
         # The held-out splits are not needed any more: free them before the
         # final fit's layout of all entries is built.
         folds = None
@@ -459,7 +496,15 @@ class SVDImputer(BaseMatrixImputer):
             return np.broadcast_to(self.offsets_, (U.shape[0], len(self.offsets_)))
         out = U @ self.components_
         out += self.offsets_
-        return self._blend(out)
+        w = self.low_rank_weight_
+        if w != 1.0:
+            # _blend in place (m + w (fit - m), the same operations): no
+            # temporaries of the output's size
+            m = self.column_means_
+            out -= m
+            out *= w
+            out += m
+        return out
 
     def _predict_entries(self, rows, cols):
         U = to_numpy(self._row_factors)
@@ -480,6 +525,38 @@ class SVDImputer(BaseMatrixImputer):
         R = torch.nan_to_num(to_tensor(X, device, dtype) - c) * M
         U = ridge_fold_in(M, R, V, self.fold_in_ridge_)
         return self._blend(to_numpy(U @ V.T + c))
+
+
+class _Handover:
+    """The scaled values passed to ``_fit_core`` as its only reference.
+
+    :meth:`take` hands them out once, so that no caller's frame keeps the
+    array alive once the fit releases it.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values):
+        self.values = values
+
+    def take(self):
+        values, self.values = self.values, None
+        return values
+
+
+def _recomposed(fold, nnz, seed):
+    """All values in row-major order, copied back from the first fold.
+
+    Its held-in and held-out entries are the values at the indices of
+    :func:`~sklearn_mc._svd_entries._fold_indices` (the same seeded draw),
+    float64 on the CPU: the copy is the released array bit for bit.
+    """
+    train, valid = fold
+    kept, held = _fold_indices(nnz, seed)[0]
+    values = np.empty(nnz)
+    values[kept] = train.values.numpy()
+    values[held] = valid.values.numpy()
+    return values
 
 
 def _warn_if_underdetermined(shape, nnz, rank, center, shrinkage):

@@ -17,7 +17,7 @@ import torch
 
 from ._linalg import masked_gram, outer_products, solve_spd, spectral_factors
 from ._progress import progress
-from ._svd_entries import _column_means, _csr, _row_blocks
+from ._svd_entries import _column_means, _csr, _row_blocks, _trim_heap
 from ._torch import make_generator
 
 # Relative ridge that keeps every least-squares solve well posed (rows with
@@ -104,6 +104,7 @@ def _sweep(entries, U, V, c, ridge_rows, ridge_cols, center):
     R = entries.matrix(entries.centred(c))
     rhs = R @ V
     del R
+    _trim_heap(entries.nnz)
     U = _solve_side(entries, False, V, rhs, ridge_rows)
     if center:
         ones = torch.ones(U.shape[0], 1, dtype=U.dtype, device=U.device)
@@ -113,10 +114,14 @@ def _sweep(entries, U, V, c, ridge_rows, ridge_cols, center):
     X_cols = entries.matrix(entries.values, transpose=True)
     rhs = X_cols @ F
     del X_cols
+    _trim_heap(entries.nnz)
     W = _solve_side(entries, True, F, rhs, ridge_cols, n_free=rank)
     V = W[:, :rank]
     if center:
         c = W[:, rank].contiguous()
+    # The sweep's entry-sized temporaries are freed: return their pages, or
+    # the C allocator's retention grows the peak from sweep to sweep.
+    _trim_heap(entries.nnz)
     return U, V.contiguous(), c
 
 

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import torch
 
+from ._observed import trim_heap as _trim_heap
 from ._torch import to_tensor
 from .model_selection import split_indices
 
@@ -77,7 +78,9 @@ class _Entries:
         column-major order (a new array of ``nnz`` values).
         """
         if transpose:
-            values = values[self._t_order]
+            # index_select: indexing would first convert the int32 order to
+            # an int64 copy (one more array of nnz indices)
+            values = torch.index_select(values, 0, self._t_order)
         return self._csr(values, transpose)
 
     def side(self, transpose=False):
@@ -114,32 +117,6 @@ class _Entries:
     def residual(self, U, V, c):
         """``values − fitted`` (one array of ``nnz`` values, computed in place)."""
         return self.fitted(U, V, c).neg_().add_(self.values)
-
-
-def _trim_heap(nnz=None):
-    """Give the heap's freed pages back to the system (glibc's ``malloc_trim``).
-
-    Called between the fit's stages (folds built, search and selection done):
-    glibc keeps freed blocks of a few MB to 32 MB in the process (above its
-    adaptive mmap threshold they are not unmapped), so the next stage would
-    start above its own needs. Only for large problems (``nnz`` of at least
-    ``_CHUNK``, or ``None``); a no-op where the C library has no
-    ``malloc_trim``.
-    """
-    if nnz is not None and nnz < _CHUNK:
-        return
-    if _LIBC[0] is None:
-        try:
-            import ctypes
-
-            _LIBC[0] = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _LIBC[0] = False
-    if _LIBC[0]:
-        _LIBC[0](0)
-
-
-_LIBC: list = [None]
 
 
 def _row_major(rows, cols, values):

@@ -23,7 +23,7 @@ from ._svd_als import (
     _floors,
     _sweep,
 )
-from ._svd_entries import _column_means
+from ._svd_entries import _column_means, _trim_heap
 from ._torch import make_generator
 
 # Candidate ranks without an improvement of the held-out error by more than
@@ -230,6 +230,7 @@ class _RankSearch:
         exact = _EXACT * float(valid.values.square().mean())
         small = len(self.folds) > 1
         for _ in range(_SEARCH_SWEEPS * (4 if small else 1)):
+            del residual  # not held through the next sweep: nnz values less
             U, V, c = _sweep(train, U, V, c, floor_rows, floor_cols, self.center)
             residual = train.residual(U, V, c)
             noise_rows, noise_cols = _floors(0.0, residual, U, V, rank, self.center)
@@ -272,6 +273,8 @@ def _grow(entries, U, V, c, rank, seed):
     del residual
     q = min(extra + 5, m, n)
     U_new, V_new = spectral_factors(R, Rt, extra, q, 2, make_generator(seed + rank))
+    del R, Rt
+    _trim_heap(entries.nnz)  # the residual's pages, before the sweeps
     return torch.cat([U, U_new], 1), torch.cat([V, V_new], 1).contiguous()
 
 

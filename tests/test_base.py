@@ -352,3 +352,30 @@ def test_min_max_value_clip_kept_empty_features(small):
         A
     )
     np.testing.assert_array_equal(out[:, 0], 1.0)
+
+
+def test_entries_handed_over_with_int32_indices_and_no_index_copy():
+    # Issue 14 (memory): a dense fit of an entries-based method hands over
+    # its observed entries with int32 indices (16 bytes per entry kept, not
+    # 24) and the scaled entries share the kept ones' index arrays (no copy
+    # of nnz indices), both taken over by the method without an int64 copy.
+    from sklearn_mc import SGDMFImputer
+
+    seen = {}
+
+    class Spy(SGDMFImputer):
+        def _fit_entries(self, entries):
+            seen["rows"], seen["cols"] = entries.rows, entries.cols
+            seen["values"] = entries.values
+            super()._fit_entries(entries)
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 5)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    est = make_fast(Spy).fit(X)
+    kept = est._train_entries
+    assert kept.rows.dtype == np.int32 and kept.cols.dtype == np.int32
+    assert seen["rows"] is kept.rows and seen["cols"] is kept.cols
+    assert not np.shares_memory(seen["values"], kept.values)  # scaled copy
+    mask = ~np.isnan(X)
+    np.testing.assert_array_equal(kept.values, X[mask])

@@ -140,3 +140,19 @@ def test_spectral_factors_are_the_balanced_truncated_svd():
     # balanced: both factors carry the square roots of the singular values
     np.testing.assert_allclose((U.T @ U).numpy(), (V.T @ V).numpy(), atol=1e-8)
     np.testing.assert_allclose(np.diag((U.T @ U).numpy()), s[:2], rtol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(40, 12), (12, 40)])
+def test_low_rank_svd_with_a_given_transpose_is_bit_identical(shape):
+    # Issue 14: a caller may pass A.mH (built without S.mH's clone of the
+    # indices and values); the result must be the same bit for bit.
+    X = _low_rank(*shape, 3, seed=5)
+    X[np.random.RandomState(6).rand(*shape) < 0.3] = 0.0
+    A = torch.as_tensor(X).to_sparse_coo()
+    At = torch.sparse_coo_tensor(
+        A._indices().flip(0), A._values(), shape[::-1], is_coalesced=False
+    )
+    ref = _linalg.low_rank_svd(A, 5, 3, make_generator(1))
+    got = _linalg.low_rank_svd(A, 5, 3, make_generator(1), At=At)
+    for a, b in zip(ref, got, strict=True):
+        assert torch.equal(a, b)

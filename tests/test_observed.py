@@ -24,6 +24,12 @@ def test_from_dense_row_major_and_counts():
     np.testing.assert_array_equal(e.cols, cols)
     np.testing.assert_array_equal(e.values, X[rows, cols])
     assert e.rows.dtype == np.int64 and e.cols.dtype == np.int64
+    # compact (a dense fit's kept entries): int32 where the shape allows,
+    # 16 bytes per entry instead of 24; the same entries
+    c = ObservedEntries.from_dense(X, compact=True)
+    assert c.rows.dtype == np.int32 and c.cols.dtype == np.int32
+    np.testing.assert_array_equal(c.rows, rows)
+    np.testing.assert_array_equal(c.cols, cols)
     assert e.shape == X.shape and e.n_observed == len(e) == rows.size
     np.testing.assert_array_equal(e.row_counts(), (~np.isnan(X)).sum(1))
     np.testing.assert_array_equal(e.col_counts(), (~np.isnan(X)).sum(0))
@@ -143,3 +149,31 @@ def test_conversions_round_trip():
     r, c, v = e.to_torch("cpu", torch.float32)
     assert r.dtype == torch.int64 and v.dtype == torch.float32
     np.testing.assert_allclose(v.numpy(), e.values, rtol=1e-6)
+
+
+def test_lookup_keys_do_not_overflow_with_int32_indices():
+    # Issue 14: dense input's entries carry int32 indices; the row-major keys
+    # (row * n_cols + col) must still be formed in int64 (2**20 * 2**12 is
+    # past the int32 range, which wrapped the keys and missed every entry).
+    shape = (2**20, 2**12)
+    rows = np.array([5, 2**20 - 1], dtype=np.int32)
+    cols = np.array([7, 2**12 - 1], dtype=np.int32)
+    e = ObservedEntries(rows, cols, np.array([1.5, -2.0]), shape)
+    found, values = e.lookup([5, 2**20 - 1, 3], [7, 2**12 - 1, 7])
+    np.testing.assert_array_equal(found, [True, True, False])
+    np.testing.assert_array_equal(values, [1.5, -2.0, 0.0])
+
+
+def test_index_dtype_is_int32_below_two_to_the_31():
+    from sklearn_mc._observed import index_dtype
+
+    assert index_dtype((100_000, 50)) == np.int32
+    assert index_dtype((2**31 - 1, 3)) == np.int32
+    assert index_dtype((2**31, 3)) == np.int64
+    # select_columns keeps the compact dtype
+    X = _dense()
+    X[:, 1] = np.nan
+    e = ObservedEntries.from_dense(X, compact=True)
+    kept = e.select_columns(e.col_counts() > 0)
+    assert kept.cols.dtype == np.int32
+    np.testing.assert_array_equal(kept.to_dense(), np.delete(X, 1, axis=1))

@@ -352,3 +352,37 @@ def test_dense_fit_uses_the_entries_not_a_dense_scaled_copy(monkeypatch):
     sparse = SGDMFImputer(max_iter=5, random_state=0).fit(S)
     np.testing.assert_array_equal(dense.row_factors_, sparse.row_factors_)
     np.testing.assert_array_equal(dense.components_, sparse.components_)
+
+
+def test_training_layout_uses_int32_indices_and_releases_the_handover():
+    # Issue 14 (memory): the training entries keep int32 indices where the
+    # shape allows, the values handed over by the base are released once the
+    # split is made, and the sparse sample and its transpose share one index
+    # array and the values (S.mH would clone both); products are unchanged.
+    import torch
+
+    from sklearn_mc._observed import ObservedEntries
+    from sklearn_mc._sgd_mf_factors import _hold_out, _sparse_pair
+
+    X = make_low_rank(40, 9, 2, random_state=0)
+    X[make_mask(X.shape, "random", missing_rate=0.3, random_state=0)] = np.nan
+    e = ObservedEntries.from_dense(X)
+    rows, cols = torch.as_tensor(e.rows), torch.as_tensor(e.cols)
+    vals = torch.as_tensor(e.values)
+    (r, c, v), held = _hold_out(rows, cols, vals, X.shape, True, 0.1, 0)
+    assert r.dtype == c.dtype == held[0].dtype == torch.int32
+    S, St = _sparse_pair(r, c, v, X.shape)
+    assert St._values().data_ptr() == S._values().data_ptr() == v.data_ptr()
+    Q = torch.randn(X.shape[0], 3, dtype=torch.float64)
+    assert torch.equal(torch.sparse.mm(St, Q), torch.sparse.mm(S.mH, Q))
+    assert torch.equal(St.to_dense(), S.to_dense().T)
+
+    handed = {}
+
+    class Spy(SGDMFImputer):
+        def _fit_entries(self, entries):
+            handed["entries"] = entries
+            super()._fit_entries(entries)
+
+    Spy(rank=2, max_iter=3, random_state=0).fit(X)
+    assert handed["entries"].values is None

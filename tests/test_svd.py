@@ -446,3 +446,36 @@ def test_denormal_entries_are_scaled_before_denormals_are_flushed():
     assert np.isfinite(out).all()
     assert out[1, 0] == X[1, 0] and out[2, 0] == X[2, 0]
     assert 1e-310 <= out[0, 0] <= 3e-310
+
+
+def test_search_releases_the_handed_values_and_recomposes_them_exactly():
+    # Issue 14 (memory): the scaled values handed over by the base are not
+    # held through the rank search (the folds hold every value); the final
+    # fit's values are put back together from the first fold bit for bit.
+    from sklearn_mc._observed import ObservedEntries
+    from sklearn_mc._svd import _recomposed
+    from sklearn_mc._svd_entries import _folds
+
+    rng = np.random.RandomState(0)
+    for m, n in [(30, 8), (200, 15)]:  # five folds (small data), and one
+        X = rng.randn(m, n)
+        X[rng.rand(m, n) < 0.3] = np.nan
+        e = ObservedEntries.from_dense(X, compact=True)
+        folds = _folds(e.rows, e.cols, e.values, X.shape, torch.device("cpu"),
+                       torch.float64, 3)  # fmt: skip
+        back = _recomposed(folds[0], e.n_observed, 3)
+        np.testing.assert_array_equal(back, e.values)
+
+    handed = {}
+
+    class Spy(SVDImputer):
+        def _fit_entries(self, entries):
+            handed["entries"] = entries
+            super()._fit_entries(entries)
+
+    X = rng.randn(40, 6)
+    X[rng.rand(40, 6) < 0.2] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Spy(max_iter=20, random_state=0).fit(X)
+    assert handed["entries"].values is None
