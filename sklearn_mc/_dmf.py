@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseMatrixImputer, _is_nan
+from ._mean_blend import blend_weights, warn_shrunk_to_mean
 from ._optim import train
 from ._torch import (
     compute_dtype,
@@ -514,6 +515,23 @@ class DMFImputer(BaseMatrixImputer):
     anneal_iter : int, default=20
         DMF-D only: epochs over which λ grows from the first to the second
         value of ``slope_range``.
+    mean_shrinkage : "auto", float in [0, 1], bool or None, default="auto"
+        How far each completed entry is moved from the network's prediction
+        ``dmf_j`` toward the column's observed mean ``mean_j`` (both in the
+        [-1, 1] scale): column ``j`` is completed with ``mean_j + w_j
+        (dmf_j - mean_j)``, ``w_j`` in ``blend_weights_``, before DMF-D's
+        quantisation. ``"auto"`` (or True): ``w_j`` is chosen at fit by least
+        squares on the held-out entries of early stopping (predicted by the
+        best epoch's model, which did not see them), regularised toward 1
+        for columns with few of them, so that a column the network predicts
+        worse than its mean is completed nearer the mean; columns shrunk all
+        the way (``w_j = 0``) are named in a warning. With ``scaling_ =
+        "global"`` (ratings: a few held-out entries per item) one weight,
+        fitted on all held-out entries, serves every column. Without held-out
+        entries (``early_stopping=False``) ``w_j = 1``. A float ``s``:
+        ``w_j = 1 - s`` in every column. None, False or 0: the network's
+        output as is. New columns (:meth:`complete`) always have ``w = 1``:
+        the model has no mean for them.
     missing_values : float or int, default=np.nan
         Marker of missing entries.
     keep_empty_features : bool, default=False
@@ -551,6 +569,10 @@ class DMFImputer(BaseMatrixImputer):
         The scaling used (``scaling`` with ``"auto"`` resolved).
     levels_ : ndarray or None
         The validated ``levels``.
+    blend_weights_ : ndarray of shape (n_features_in_,)
+        Weight ``w_j`` of the network's prediction in column ``j`` (1: the
+        network's output, 0: the column mean), see ``mean_shrinkage``; NaN
+        for columns empty at fit.
     boundaries_ : ndarray of shape (len(levels) - 1,) or None
         Learned inner quantisation boundaries, in the units of ``X``.
     loss_curve_ : list of float
@@ -679,6 +701,12 @@ class DMFImputer(BaseMatrixImputer):
         "boundary_penalty": [Interval(numbers.Real, 0, None, closed="left")],
         "slope_range": [tuple, list],
         "anneal_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "mean_shrinkage": [
+            StrOptions({"auto"}),
+            Interval(numbers.Real, 0, 1, closed="both"),
+            "boolean",
+            None,
+        ],
     }
 
     # DMF scales by itself, see _fit_own_scaling
@@ -704,6 +732,7 @@ class DMFImputer(BaseMatrixImputer):
         boundary_penalty=0.01,
         slope_range=(4.0, 400.0),
         anneal_iter=20,
+        mean_shrinkage="auto",
         missing_values=np.nan,
         keep_empty_features=False,
         add_indicator=False,
@@ -730,6 +759,7 @@ class DMFImputer(BaseMatrixImputer):
         self.boundary_penalty = boundary_penalty
         self.slope_range = slope_range
         self.anneal_iter = anneal_iter
+        self.mean_shrinkage = mean_shrinkage
         self.missing_values = missing_values
         self.keep_empty_features = keep_empty_features
         self.add_indicator = add_indicator
@@ -806,7 +836,10 @@ class DMFImputer(BaseMatrixImputer):
     def _predict_entries(self, rows, cols):
         U = torch.as_tensor(self.row_factors_[rows])
         V = torch.as_tensor(self.col_factors_[cols])
-        out = to_numpy(_cosine(U, V))
+        out = to_numpy(_cosine(U, V)).astype(np.float64, copy=False)
+        if self._blend is not None:
+            mean, w = self._blend_mean[cols], self._blend[cols]
+            out = mean + w * (out - mean)
         if self._scaled_levels is not None:
             out = self._scaled_levels[
                 np.searchsorted(self._scaled_boundaries, out, side="right")
@@ -993,6 +1026,18 @@ class DMFImputer(BaseMatrixImputer):
             desc="DMFImputer",
         )
         result.export(self)
+        # the best epoch's model on the held-out entries, which are none of
+        # its inputs (the final factors below see them)
+        with torch.no_grad():
+            held_pred = None if validation_fn is None else predict(v_rows, v_cols)
+        self._fit_blend(
+            vals,
+            cols,
+            n_cols,
+            held_pred,
+            None if validation_fn is None else (v_cols, v_vals),
+        )
+        held_pred = None
         # the training state goes before the final encoding (memory peak)
         # (the closures above hold these names: rebound, not deleted)
         row_side = col_side = by_row = by_col = params = None
@@ -1056,6 +1101,51 @@ class DMFImputer(BaseMatrixImputer):
         self._scale_shift, self._scale_factor = (hi + lo) / 2, half
         return (values - self._scale_shift[cols]) / self._scale_factor[cols]
 
+    def _fit_blend(self, vals, cols, n_cols, pred, held_out):
+        """Per-column weights of the network against the column mean.
+
+        ``vals``/``cols``: every observed entry (scaled), whose column means
+        are the means blended toward; ``pred``: the model's predictions at
+        the held-out entries ``held_out = (columns, values)`` (None without
+        them). In the [-1, 1] scale, the units of the cosine.
+        """
+        cols_np = to_numpy(cols)
+        counts = np.bincount(cols_np, minlength=n_cols)
+        sums = np.bincount(cols_np, to_numpy(vals).astype(np.float64), n_cols)
+        mean = sums / np.maximum(counts, 1)
+        shrinkage = self.mean_shrinkage
+        auto = shrinkage is True or (isinstance(shrinkage, str) and shrinkage == "auto")
+        weights = None
+        if auto:
+            if pred is not None:
+                v_cols = to_numpy(held_out[0])
+                truth = to_numpy(held_out[1]).astype(np.float64) - mean[v_cols]
+                model = to_numpy(pred).astype(np.float64) - mean[v_cols]
+                if self.scaling_ == "global":
+                    # one scale, one model of all columns (ratings): a rating
+                    # matrix has a few held-out entries per item, too few to
+                    # judge an item alone, so one weight for all columns
+                    pooled = np.zeros_like(v_cols)
+                    weights = np.repeat(blend_weights(model, truth, pooled, 1), n_cols)
+                else:
+                    weights = blend_weights(model, truth, v_cols, n_cols)
+        elif not (shrinkage is None or shrinkage is False or shrinkage == 0):
+            weights = np.full(n_cols, 1.0 - float(shrinkage))
+        if weights is not None and np.all(weights == 1.0):
+            weights = None
+        self._blend = weights
+        self._blend_mean = mean
+        self.blend_weights_ = np.full(self.n_features_in_, np.nan)
+        self.blend_weights_[self._valid_mask] = 1.0 if weights is None else weights
+        if auto and weights is not None:
+            warn_shrunk_to_mean(
+                self,
+                weights,
+                np.flatnonzero(self._valid_mask),
+                "the network's prediction",
+                "Set mean_shrinkage=None to keep the network's output.",
+            )
+
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
         U = self._encode(self.row_branch_, np.where(mask, X, 0.0))
@@ -1077,13 +1167,22 @@ class DMFImputer(BaseMatrixImputer):
             return torch.empty((0, self.latent_dim), dtype=dtype, device=device)
         return torch.cat(parts)
 
-    def _output(self, U, V):
-        """Cosine of every row factor with every column factor, quantised."""
+    def _output(self, U, V, blend=True):
+        """Cosine of every row factor with every column factor, quantised.
+
+        ``blend``: the columns are the training ones, blended toward their
+        means (``mean_shrinkage``) before the quantisation.
+        """
         dtype = compute_dtype(U.device)  # float64 also after a float32 fit
         U, V = U.to(dtype), V.to(dtype)
         U = torch.nn.functional.normalize(U, dim=-1, eps=1e-12)
         V = torch.nn.functional.normalize(V, dim=-1, eps=1e-12)
         out = to_numpy(U @ V.T).astype(np.float64, copy=False)
+        if blend and self._blend is not None:
+            # in place, no temporary of the output's size
+            out -= self._blend_mean
+            out *= self._blend
+            out += self._blend_mean
         if self._scaled_levels is not None:
             out = self._scaled_levels[
                 np.searchsorted(self._scaled_boundaries, out, side="right")
@@ -1167,7 +1266,7 @@ class DMFImputer(BaseMatrixImputer):
                     self.col_branch_, np.where(mask, (Y - shift) / factor, 0).T
                 )
                 U = to_tensor(self.row_factors_, V_new.device)
-                out = self._output(U, V_new)
+                out = self._output(U, V_new, blend=False)
                 cols_out = self._finish_block(Y, mask, out, shift, factor)
             if U_new is not None and V_new is not None:
                 shape = (U_new.shape[0], V_new.shape[0])
@@ -1180,7 +1279,7 @@ class DMFImputer(BaseMatrixImputer):
                             f"X_new_both has shape {Z.shape}, expected {shape} "
                             "(new rows x new columns)."
                         )
-                out = self._output(U_new, V_new)
+                out = self._output(U_new, V_new, blend=False)
                 both_out = self._finish_block(Z, ~np.isnan(Z), out, shift, factor)
         return DMFCompletion(rows_out, cols_out, both_out)
 

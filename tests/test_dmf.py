@@ -133,10 +133,13 @@ def test_bad_parameters_raise(params, match):
         small(max_iter=1, **params).fit(X)
 
 
-def test_complete_new_columns_and_crossing_match_training_ones(ratings, fitted):
+def test_complete_new_columns_and_crossing_match_training_ones(ratings):
     # Training rows and columns passed as "new" must get the same predictions
     # as inside the training matrix: the extension uses the same branches.
+    # (without the blend toward the training columns' means, which new
+    # columns do not get)
     X_train, _, _ = ratings
+    fitted = small(mean_shrinkage=None).fit(X_train)
     full = fitted.transform(X_train)
     res = fitted.complete(X_train[:7], X_train[:, :5], X_new_both=X_train[:7, :5])
     np.testing.assert_allclose(res.new_rows, full[:7], atol=1e-10)
@@ -448,3 +451,103 @@ def test_auto_batch_bounds_the_steps_per_epoch(monkeypatch):
     est = small(batch_size="auto", max_iter=2, early_stopping=False).fit(X)
     assert est.batch_size_ == int(np.ceil(np.isfinite(X).sum() / 4))
     assert small(batch_size=16, max_iter=1).fit(X).batch_size_ == 16
+
+
+def _with_noise_column(seed=0):
+    """A rank-2 table in mixed units plus one column of pure noise (last)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(200, 2) @ rng.randn(2, 7) * np.array([1, 10, 100, 1, 5, 50, 2])
+    X = np.column_stack([X, 1000 * rng.randn(200)])
+    X_missing = X.copy()
+    X_missing[rng.rand(*X.shape) < 0.3] = np.nan
+    return X, X_missing
+
+
+def test_noise_column_is_shrunk_to_its_mean():
+    # Issue 15: no column may be completed worse than by its mean. The
+    # network cannot predict the noise column; the held-out blend sets it to
+    # the mean (and says so), and keeps the structured columns.
+    # The held-out least-squares weight of a noise column is about 0, of
+    # either sign; in this draw it is clearly negative (-0.8), so it clips to
+    # 0 and the warning is due. Enough held-out entries per column (about
+    # 40) to outweigh the prior toward 1.
+    X, X_missing = _with_noise_column(4)
+    est = small(max_iter=25, validation_fraction=0.3)
+    with pytest.warns(UserWarning, match=r"1 column\(s\) \(x7\)"):
+        out = est.fit_transform(X_missing)
+    assert est.scaling_ == "column"
+    w = est.blend_weights_
+    assert w.shape == (8,) and w[7] == 0
+    assert np.all(w[:7] > 0.8)
+    missing = np.isnan(X_missing)
+    noise_mean = np.nanmean(X_missing[:, 7])
+    raw = small(
+        max_iter=25, validation_fraction=0.3, mean_shrinkage=None
+    ).fit_transform(X_missing)
+    err = lambda o: rmse(o[missing[:, 7], 7], X[missing[:, 7], 7])  # noqa: E731
+    assert err(out) < err(raw)
+    np.testing.assert_allclose(
+        out[missing[:, 7], 7], noise_mean + w[7] * (raw[missing[:, 7], 7] - noise_mean)
+    )
+
+
+def test_ratings_share_one_weight(ratings, fitted):
+    # a rating matrix (global scaling) has a few held-out entries per item:
+    # one weight for all columns, mostly the network where it beats the
+    # item means
+    w = fitted.blend_weights_
+    assert np.all(w == w[0]) and 0.5 < w[0] <= 1
+
+
+def test_blend_is_the_same_in_every_output_path():
+    # dense and sparse fits, transform, predict_entries and complete's new
+    # rows all complete column j as mean_j + w_j (dmf_j - mean_j)
+    X, X_missing = _with_noise_column(1)
+    X_missing = X_missing[:, :7]
+    est = small(max_iter=5, mean_shrinkage=0.5)
+    dense = est.fit_transform(X_missing)
+    np.testing.assert_array_equal(est.blend_weights_, np.full(7, 0.5))
+    assert np.isfinite(dense).all()
+    sparse = small(max_iter=5, mean_shrinkage=0.5).fit_transform(_sparse_of(X_missing))
+    np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-8)
+    rows, cols = np.nonzero(np.isnan(X_missing))
+    np.testing.assert_allclose(
+        est.predict_entries(rows, cols), dense[rows, cols], rtol=0, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        est.complete(X_missing[:9]).new_rows, dense[:9], rtol=0, atol=1e-8
+    )
+    # against the unblended model: half-way to the observed means
+    raw = small(max_iter=5, mean_shrinkage=None).fit_transform(X_missing)
+    mean = np.nanmean(X_missing, axis=0)[cols]
+    np.testing.assert_allclose(
+        dense[rows, cols], mean + 0.5 * (raw[rows, cols] - mean), atol=1e-8
+    )
+    # new columns have no mean in the model: they are not blended
+    off = small(max_iter=5, mean_shrinkage=None).fit(X_missing)
+    np.testing.assert_allclose(
+        est.complete(X_new_cols=X_missing[:, :2]).new_cols,
+        off.complete(X_new_cols=X_missing[:, :2]).new_cols,
+        atol=1e-8,
+    )
+
+
+def test_discrete_variant_blends_then_snaps(ratings):
+    X_train, _, _ = ratings
+    est = small(levels=LEVELS, max_iter=5, mean_shrinkage=1.0)
+    out = est.fit_transform(X_train)
+    missing = np.isnan(X_train)
+    assert set(np.unique(out[missing])) <= set(LEVELS)
+    # w = 0: every missing entry is its column's mean, quantised by the
+    # learned boundaries
+    means = np.broadcast_to(np.nanmean(X_train, axis=0), X_train.shape)
+    levels = np.asarray(LEVELS, dtype=float)
+    np.testing.assert_array_equal(
+        out[missing], levels[np.searchsorted(est.boundaries_, means[missing])]
+    )
+
+
+def test_no_held_out_entries_no_blend(ratings):
+    X_train, _, _ = ratings
+    est = small(early_stopping=False, max_iter=3).fit(X_train)
+    np.testing.assert_array_equal(est.blend_weights_, 1.0)
