@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseMatrixImputer, _is_nan
 from ._mean_blend import blend_weights, warn_shrunk_to_mean
+from ._observed import trim_heap
 from ._optim import train
 from ._torch import (
     compute_dtype,
@@ -143,9 +144,11 @@ class _Sparse:
     """Observed entries grouped by row (CSR-like) for gathering row vectors."""
 
     def __init__(self, rows, cols, vals, n_rows):
+        if cols.numel() > torch.iinfo(torch.int32).max:
+            rows, cols = rows.long(), cols.long()  # int32 index pointers overflow
         # by row, then by column within a row: a coalesced sparse layout
         width = int(cols.max()) + 1 if cols.numel() else 1
-        key = rows * width + cols
+        key = rows.to(torch.int64) * width + cols  # int64 whatever the indices
         if bool((key[1:] >= key[:-1]).all()):
             # already in that order (a dense input's row-major entries): the
             # arrays themselves, no sort and no copy
@@ -156,7 +159,8 @@ class _Sparse:
             self.values = vals[order]
         del key
         counts = torch.bincount(rows, minlength=n_rows)
-        self.indptr = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
+        # in the indices' dtype: a CSR view needs both alike (int32 or int64)
+        self.indptr = torch.zeros(n_rows + 1, dtype=cols.dtype, device=rows.device)
         self.indptr[1:] = torch.cumsum(counts, 0)
 
     def all_vectors(self):
@@ -167,7 +171,7 @@ class _Sparse:
         """
         n = self.indptr.numel() - 1
         bags = torch.repeat_interleave(
-            torch.arange(n, device=self.indptr.device),
+            torch.arange(n, dtype=self.indices.dtype, device=self.indptr.device),
             self.indptr[1:] - self.indptr[:-1],
             output_size=self.indices.numel(),
         )
@@ -193,6 +197,12 @@ _ENTRY_CHUNK = 8192
 #: DeepMF does): halves the weight-sized state and the entries; the fitted
 #: factors and every output stay float64.
 _FLOAT32_ENTRIES = 250_000
+#: the freed temporaries of the steps (gathered entries, sparse products and
+#: their gradients, of sizes that vary from step to step, which the C heap
+#: would keep growing with) are returned every this many steps (see
+#: :func:`~sklearn_mc._observed.trim_heap`): at every step the pages freshly
+#: faulted in again cost about 15 % of the training's time.
+_TRIM_STEPS = 16
 #: ``hidden_layer_sizes="auto"``: one hidden layer of this width, capped by the
 #: data (see :meth:`DMFImputer._hidden_sizes`).
 _MAX_WIDTH = 256
@@ -235,6 +245,28 @@ def _csr(sparse, n_vectors, n_inputs):
             (n_vectors, n_inputs),
             check_invariants=False,
         )
+
+
+def _by_column(by_row, n_rows, n_cols):
+    """The entries of ``by_row`` (a :class:`_Sparse`) grouped by column.
+
+    Rows ascend within a column, the order :class:`_Sparse` sorts them in.
+    On the CPU this is scipy's CSR to CSC conversion, a counting sort: no
+    sort keys, permutation or sort buffers (about 100 MB at 4 million
+    entries), only the new arrays.
+    """
+    if by_row.indices.device.type != "cpu":
+        bags, cols, vals, _ = by_row.all_vectors()
+        return _Sparse(cols, bags, vals, n_cols)
+    import scipy.sparse as sp
+
+    arrays = (by_row.values.numpy(), by_row.indices.numpy(), by_row.indptr.numpy())
+    csc = sp.csr_matrix(arrays, shape=(n_rows, n_cols)).tocsc()
+    out = _Sparse.__new__(_Sparse)
+    out.indptr, out.indices, out.values = (
+        torch.from_numpy(a) for a in (csc.indptr, csc.indices, csc.data)
+    )
+    return out
 
 
 #: a branch whose inputs are more than this many times longer than its first
@@ -634,10 +666,12 @@ class DMFImputer(BaseMatrixImputer):
     weights by the fixed projection (one copy).
     Measured peak extra memory of ``fit_transform`` on 100,000 x 50 with
     20 % missing (X = 38 MB, ``benchmarks/bench_memory.py --max-iter 2``):
-    475-515 MB (12.4-13.5 × X, two runs; two epochs in 113 s of CPU, one
-    thread), above the 10 × X goal: about 100 MB of it are the entries the
-    base class hands over (int64 rows and columns, float64 values) and
-    40 MB the output. It was 2.37 GB (62 × X, the first epoch unfinished
+    347 MB (9.1 × X; two epochs in 61 s of CPU, one thread): the kept
+    entries (int32 rows and columns, float64 values: 61 MB), the training
+    layouts, ``row_factors_`` (49 MB) and the output (38 MB); 383-515 MB
+    before the int32 indices, the released hand-over, the trimmed heap,
+    the counting sort by column and the chunked scaling in ``transform``.
+    It was 2.37 GB (62 × X, the first epoch unfinished
     after 300 s) at the old fixed width 256, where the column branch's
     first layer alone held 100,000 x 256 weights.
 
@@ -822,6 +856,9 @@ class DMFImputer(BaseMatrixImputer):
 
     _supports_sparse = True
     _dense_fit_from_entries = True
+    #: the training layouts take int32 indices as they are (no int64 copy;
+    #: keys that combine a row and a column are formed in int64).
+    _compact_entries = True
 
     def _fit(self, entries, mask):
         # Dense input takes the sparse route: its observed entries in row-major
@@ -831,7 +868,12 @@ class DMFImputer(BaseMatrixImputer):
         return None
 
     def _fit_entries(self, entries):
-        self._fit_observed(entries.rows, entries.cols, entries.values, entries.shape)
+        values = entries.values
+        if entries is not getattr(self, "_train_entries", None):
+            # the fit's own scaled copy (the base's hand-over, fit_sparse's):
+            # taken out, so that _fit_observed can release it once scaled
+            entries.values = None
+        self._fit_observed(entries.rows, entries.cols, values, entries.shape)
 
     def _predict_entries(self, rows, cols):
         U = torch.as_tensor(self.row_factors_[rows])
@@ -859,10 +901,11 @@ class DMFImputer(BaseMatrixImputer):
         seed = draw_seed()
         gen = make_generator(seed)
 
-        rows_np = np.asarray(rows_np, dtype=np.int64)
-        cols_np = np.asarray(cols_np, dtype=np.int64)
+        # int32 or int64 indices, as handed over (``_compact_entries``)
+        rows_np, cols_np = np.asarray(rows_np), np.asarray(cols_np)
         raw_values = np.asarray(raw_values, dtype=np.float64)
         vals_np = self._fit_own_scaling(raw_values, cols_np, n_cols, levels)
+        raw_values = None  # the hand-over's last reference (see _fit_entries)
         rows = to_tensor(rows_np, device)
         cols = to_tensor(cols_np, device)
         vals = to_tensor(vals_np, device, dtype)
@@ -874,9 +917,10 @@ class DMFImputer(BaseMatrixImputer):
             train_idx, val_idx = split_indices(n_obs, self.validation_fraction, seed)
         # sorted, the training entries keep the row-major order of the input,
         # and grouping them by row needs no sort (nor copies)
-        train_idx = to_tensor(np.sort(train_idx), device)
+        train_idx = to_tensor(train_idx, device)  # sorted by split_indices
         by_row = _Sparse(rows[train_idx], cols[train_idx], vals[train_idx], n_rows)
         train_idx = None
+        trim_heap(n_obs)  # the split's and the grouping's temporaries
         # the training entries in by_row's order: its arrays, not copies
         t_rows = by_row.all_vectors()[0]
         t_cols, t_vals = by_row.indices, by_row.values
@@ -970,10 +1014,15 @@ class DMFImputer(BaseMatrixImputer):
                 y if leave_out else None,
             )
 
+        steps = [0]  # training steps (batches) run, for the heap trimming
+
         def loss_fn(idx):
             if idx is None:
                 r, c, y = t_rows, t_cols, t_vals
             else:
+                if steps[0] % _TRIM_STEPS == 0:
+                    trim_heap(n_obs)
+                steps[0] += 1
                 r, c, y = t_rows[idx], t_cols[idx], t_vals[idx]
             delayed = [t for t in (row_side.step(), col_side.step()) if t is not None]
             pred = predict(r, c, y, training=True)
@@ -1042,14 +1091,14 @@ class DMFImputer(BaseMatrixImputer):
         # (the closures above hold these names: rebound, not deleted)
         row_side = col_side = by_row = by_col = params = None
         t_rows = t_cols = t_vals = train_idx = val_idx = None
+        trim_heap(n_obs)  # the training's freed pages, before the encodings
 
         # From now on every observed entry is an input, as for new data; one
         # side at a time, as a CSR product (no copy of the entries' indices).
         with torch.no_grad():
             full = _Sparse(rows, cols, vals, n_rows)
             U = self.row_branch_.forward_csr(_csr(full, n_rows, n_cols))
-            del full
-            full = _Sparse(cols, rows, vals, n_cols)
+            full = _by_column(full, n_rows, n_cols)
             V = self.col_branch_.forward_csr(_csr(full, n_cols, n_rows))
             del full
         self.row_factors_ = to_numpy(U).astype(np.float64, copy=False)
@@ -1148,21 +1197,37 @@ class DMFImputer(BaseMatrixImputer):
 
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
-        U = self._encode(self.row_branch_, np.where(mask, X, 0.0))
-        V = to_tensor(self.col_factors_, U.device)
-        return self._output(U, V)
+        V = to_tensor(self.col_factors_, self._device)
+        return self._output(self._encode(self.row_branch_, X, mask), V)
 
-    def _encode(self, branch, dense):
-        """Latent factors of dense vectors (one per row of ``dense``), chunked."""
+    def _run_transform(self, X, mask):
+        trim_heap(mask.size)  # the fit's freed pages, before the output's
+        # X unscaled: scaled and masked chunk by chunk in _encode, the same
+        # numbers as the base's (elementwise), without two dense copies of X
+        V = to_tensor(self.col_factors_, self._device)
+        with torch.no_grad():
+            return self._output(self._encode(self.row_branch_, X, mask, True), V)
+
+    def _encode(self, branch, dense, mask=None, scale=False):
+        """Latent factors of dense vectors (one per row of ``dense``), chunked.
+
+        With ``mask``, the entries where it is False are inputs of 0 (and with
+        ``scale`` the rows are scaled first), chunk by chunk.
+        """
         device = next(branch.parameters()).device
         if device != self._device:
             branch.to(self._device)
             device = self._device
         dtype = next(branch.parameters()).dtype
-        parts = [
-            branch(to_tensor(dense[i : i + _CHUNK], device, dtype))
-            for i in range(0, dense.shape[0], _CHUNK)
-        ]
+
+        def chunk(i):
+            part = dense[i : i + _CHUNK]
+            if mask is not None:
+                part = self._scale(part) if scale else part
+                part = np.where(mask[i : i + _CHUNK], part, 0.0)
+            return to_tensor(part, device, dtype)
+
+        parts = [branch(chunk(i)) for i in range(0, dense.shape[0], _CHUNK)]
         if not parts:
             return torch.empty((0, self.latent_dim), dtype=dtype, device=device)
         return torch.cat(parts)
@@ -1174,8 +1239,10 @@ class DMFImputer(BaseMatrixImputer):
         means (``mean_shrinkage``) before the quantisation.
         """
         dtype = compute_dtype(U.device)  # float64 also after a float32 fit
-        U, V = U.to(dtype), V.to(dtype)
-        U = torch.nn.functional.normalize(U, dim=-1, eps=1e-12)
+        # a copy of U (never the caller's, e.g. row_factors_), normalised in
+        # place as F.normalize divides: one (n_rows, latent_dim) array less
+        U, V = U.to(dtype, copy=True), V.to(dtype)
+        U = U.div_(U.norm(dim=-1, keepdim=True).clamp_min(1e-12).expand_as(U))
         V = torch.nn.functional.normalize(V, dim=-1, eps=1e-12)
         out = to_numpy(U @ V.T).astype(np.float64, copy=False)
         if blend and self._blend is not None:
@@ -1247,9 +1314,7 @@ class DMFImputer(BaseMatrixImputer):
             if X_new_rows is not None:
                 X = self._validate_input(X_new_rows, reset=False)[:, self._valid_mask]
                 mask = ~np.isnan(X)
-                U_new = self._encode(
-                    self.row_branch_, np.where(mask, self._scale(X), 0)
-                )
+                U_new = self._encode(self.row_branch_, X, mask, scale=True)
                 V = to_tensor(self.col_factors_, U_new.device)
                 rows_out = self._finish(X, mask, self._output(U_new, V))
             if X_new_cols is not None:

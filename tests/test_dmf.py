@@ -551,3 +551,60 @@ def test_no_held_out_entries_no_blend(ratings):
     X_train, _, _ = ratings
     est = small(early_stopping=False, max_iter=3).fit(X_train)
     np.testing.assert_array_equal(est.blend_weights_, 1.0)
+
+
+def test_dense_fit_takes_compact_entries_and_releases_the_hand_over(monkeypatch):
+    # int32 indices as the base keeps them (no int64 copy in the layouts),
+    # and the scaled values it hands over are released by the fit
+    X = make_ratings(60, 30, density=0.4, random_state=0)
+    handed = []
+    fit_entries = DMFImputer._fit_entries
+
+    def spy(self, entries):
+        handed.append(entries)
+        return fit_entries(self, entries)
+
+    monkeypatch.setattr(DMFImputer, "_fit_entries", spy)
+    est = small(max_iter=1).fit(X)
+    assert est._train_entries.rows.dtype == np.int32
+    assert handed[0].rows is est._train_entries.rows
+    assert handed[0].values is None  # the scaled copy: released
+    assert est._train_entries.values is not None  # the kept entries: not
+
+
+def test_grouping_by_column_is_the_sorted_transpose():
+    from sklearn_mc._dmf import _by_column, _Sparse
+
+    mask = torch.rand(50, 7, generator=torch.Generator().manual_seed(0)) < 0.6
+    rows, cols = mask.nonzero(as_tuple=True)
+    vals = torch.randn(rows.numel(), generator=torch.Generator().manual_seed(1))
+    for dtype in (torch.int32, torch.int64):
+        r, c = rows.to(dtype), cols.to(dtype)
+        sorted_ = _Sparse(c, r, vals, 7)
+        counted = _by_column(_Sparse(r, c, vals, 50), 50, 7)
+        for a, b in zip(
+            (sorted_.indptr, sorted_.indices, sorted_.values),
+            (counted.indptr, counted.indices, counted.values),
+            strict=True,
+        ):
+            assert torch.equal(a.to(b.dtype), b)
+
+
+def test_transform_scales_and_masks_in_chunks(monkeypatch):
+    # no dense scaled (nor zero-filled) copy of the whole input
+    from sklearn_mc import _dmf
+
+    monkeypatch.setattr(_dmf, "_CHUNK", 16)
+    X = make_ratings(50, 12, density=0.5, random_state=0)
+    est = small(max_iter=1).fit(X)
+    before = est.transform(X)
+    seen = []
+    scale = DMFImputer._scale
+
+    def spy(self, A):
+        seen.append(A.shape[0])
+        return scale(self, A)
+
+    monkeypatch.setattr(DMFImputer, "_scale", spy)
+    np.testing.assert_array_equal(est.transform(X), before)
+    assert seen and max(seen) <= 16
