@@ -66,7 +66,9 @@ def trim_heap(nnz: int | None = None) -> None:
             import ctypes
 
             _LIBC[0] = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):
+            # not glibc (macOS has no malloc_trim; Windows has no
+            # CDLL(None): a TypeError)
             _LIBC[0] = False
     if _LIBC[0]:
         _LIBC[0](0)

@@ -177,3 +177,20 @@ def test_index_dtype_is_int32_below_two_to_the_31():
     kept = e.select_columns(e.col_counts() > 0)
     assert kept.cols.dtype == np.int32
     np.testing.assert_array_equal(kept.to_dense(), np.delete(X, 1, axis=1))
+
+
+@pytest.mark.parametrize("error", [OSError, AttributeError, TypeError])
+def test_trim_heap_is_a_no_op_without_glibc(monkeypatch, error):
+    # macOS has no malloc_trim (AttributeError); Windows refuses CDLL(None)
+    # (TypeError): trimming must then do nothing rather than fail a fit
+    import ctypes
+
+    from sklearn_mc import _observed
+
+    def no_libc(name):
+        raise error("no such library")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    monkeypatch.setattr(_observed, "_LIBC", [None])
+    _observed.trim_heap()
+    assert _observed._LIBC == [False]
