@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sklearn_mc import DMFImputer
-from sklearn_mc._dmf import _Quantiser
+from sklearn_mc._dmf_discrete import _Quantiser
 from sklearn_mc.datasets import make_ratings
 from sklearn_mc.model_selection import hide_entries
 
@@ -298,17 +298,17 @@ def test_sparse_input_gives_the_dense_completion(ratings):
 
 def _gathered_per_entry(n_rows, monkeypatch):
     """Vector entries gathered by one epoch of DMF, per training entry."""
-    from sklearn_mc import _dmf
+    from sklearn_mc import _dmf_branch
 
     counter = [0]
-    original = _dmf._Sparse.gather
+    original = _dmf_branch._Sparse.gather
 
     def counting(self, select):
         out = original(self, select)
         counter[0] += int(out[0].numel())
         return out
 
-    monkeypatch.setattr(_dmf._Sparse, "gather", counting)
+    monkeypatch.setattr(_dmf_branch._Sparse, "gather", counting)
     rng = np.random.RandomState(0)
     X = rng.randn(n_rows, 2) @ rng.randn(2, 6)
     X[rng.rand(*X.shape) < 0.2] = np.nan
@@ -332,9 +332,9 @@ def test_epoch_cost_is_linear_in_rows(monkeypatch):
 
 
 def test_cached_columns_still_learn(monkeypatch):
-    from sklearn_mc import _dmf
+    from sklearn_mc import _dmf_branch
 
-    monkeypatch.setattr(_dmf, "_PROJECT_FACTOR", 10**9)  # the cache, not R
+    monkeypatch.setattr(_dmf_branch, "_PROJECT_FACTOR", 10**9)  # the cache, not R
     rng = np.random.RandomState(0)
     X = rng.randn(600, 3) @ rng.randn(3, 8)
     X_missing = np.where(rng.rand(*X.shape) < 0.25, np.nan, X)
@@ -349,11 +349,11 @@ def test_cached_columns_still_learn(monkeypatch):
 def test_full_batch_memory_is_chunked(monkeypatch):
     # Full batch goes through the heads in chunks under checkpointing, with
     # the same gradients as one pass.
-    from sklearn_mc import _dmf
+    from sklearn_mc import _dmf_side
 
     X = make_ratings(60, 30, density=0.4, random_state=0)
     one = small(batch_size=None, max_iter=3, early_stopping=False).fit_transform(X)
-    monkeypatch.setattr(_dmf, "_ENTRY_CHUNK", 64)
+    monkeypatch.setattr(_dmf_side, "_ENTRY_CHUNK", 64)
     chunked = small(batch_size=None, max_iter=3, early_stopping=False)
     np.testing.assert_allclose(chunked.fit_transform(X), one, atol=1e-10)
 
@@ -362,7 +362,8 @@ def test_delayed_gradient_and_all_vectors_without_copies():
     # Issue 14 item 7: the cached side's delayed gradient reaches the weight
     # without a weight-sized product, and the whole-side sparse matrices are
     # built from the grouped entries as they are (no gather, no sort).
-    from sklearn_mc._dmf import _csr, _DelayedGradient, _Sparse
+    from sklearn_mc._dmf_branch import _csr, _Sparse
+    from sklearn_mc._dmf_side import _DelayedGradient
 
     w = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     g = torch.randn(6, 3, dtype=torch.float64)
@@ -402,7 +403,7 @@ def test_auto_width_is_capped_by_the_short_side():
 
 
 def test_tall_table_projects_the_long_inputs(monkeypatch):
-    from sklearn_mc import _dmf
+    from sklearn_mc import _dmf_branch
 
     rng = np.random.RandomState(0)
     X = rng.randn(600, 3) @ rng.randn(3, 6)
@@ -415,7 +416,7 @@ def test_tall_table_projects_the_long_inputs(monkeypatch):
     assert est.col_branch_.projection.shape == (600, 32)
     assert est.col_branch_.weight.shape == (32, 32)
     assert est.row_branch_.projection is None
-    monkeypatch.setattr(_dmf, "_PROJECT_FACTOR", 10**9)
+    monkeypatch.setattr(_dmf_branch, "_PROJECT_FACTOR", 10**9)
     full = small(batch_size=32, max_iter=10).fit_transform(X_missing)
     means = np.broadcast_to(np.nanmean(X_missing, axis=0), X.shape)
     error = rmse(out[hidden], X[hidden])
@@ -573,7 +574,7 @@ def test_dense_fit_takes_compact_entries_and_releases_the_hand_over(monkeypatch)
 
 
 def test_grouping_by_column_is_the_sorted_transpose():
-    from sklearn_mc._dmf import _by_column, _Sparse
+    from sklearn_mc._dmf_branch import _by_column, _Sparse
 
     mask = torch.rand(50, 7, generator=torch.Generator().manual_seed(0)) < 0.6
     rows, cols = mask.nonzero(as_tuple=True)
