@@ -18,10 +18,15 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import BaseMatrixImputer, _is_nan
+from ._base import _is_nan
 from ._dmf_branch import _Branch, _by_column, _csr, _n_project, _Sparse
 from ._dmf_discrete import _common_scale, _Quantiser
 from ._dmf_side import _cosine, _predict_chunked, _Side, _touched_entries
+from ._gradient import (
+    BATCH_SIZE_CONSTRAINT,
+    GradientTrainedImputer,
+    fill_parameter_docs,
+)
 from ._mean_blend import blend_weights, warn_shrunk_to_mean
 from ._observed import trim_heap
 from ._optim import train
@@ -87,7 +92,8 @@ _MAX_REFRESHES = 16
 _CACHE_FACTOR = 1.0
 
 
-class DMFImputer(BaseMatrixImputer):
+@fill_parameter_docs
+class DMFImputer(GradientTrainedImputer):
     """Deep matrix factorisation with two branches and a cosine output (DMF).
 
     A row branch maps each row vector ``X_i`` (its observed entries, missing
@@ -133,26 +139,22 @@ class DMFImputer(BaseMatrixImputer):
     alpha : float, default=1e-4
         Weight of the L2 penalty on the weights of both branches (the paper's
         γ), added to the mean squared error.
-    learning_rate : float, default=1e-3
-        Adam's step size.
+    {learning_rate}
+        The update rule is Adam.
     batch_size : "auto", int or None, default="auto"
         Observed entries per gradient step; None means full batch.
         ``"auto"``: 1024, or more on large tables so that an epoch has at
         most 128 steps (each step updates every weight, ``(n_samples +
         n_features) x width`` of them, whatever the batch's size).
-    max_iter : int, default=200
-        Maximum number of epochs (passes over the observed entries).
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the observed entries, stop when
-        their error stops improving and keep the best epoch's model. The
-        held-out entries are not inputs during training; they join the row
-        and column vectors afterwards.
-    validation_fraction : float, default=0.1
-        Share of observed entries held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without progress before stopping.
+    {max_iter}
+        The items are the observed entries.
+    {tol}
+    {early_stopping}
+        The held-out entries are not inputs during training; they join the
+        row and column vectors afterwards.
+    {validation_fraction}
+    {n_iter_no_change}
+        Counted in epochs.
     leave_target_out : bool, default=True
         Remove the entry being predicted from the row and column vectors fed
         to the branches during training, so that training sees what
@@ -201,27 +203,14 @@ class DMFImputer(BaseMatrixImputer):
         ``w_j = 1 - s`` in every column. None, False or 0: the network's
         output as is. New columns (:meth:`complete`) always have ``w = 1``:
         the model has no mean for them.
-    missing_values : float or int, default=np.nan
-        Marker of missing entries.
-    keep_empty_features : bool, default=False
-        Keep all-missing columns (filled with 0) instead of dropping them.
-    add_indicator : bool, default=False
-        Append a :class:`~sklearn.impute.MissingIndicator` block (a 0/1
-        column for each column with missing entries at fit), as
-        scikit-learn's imputers do; its names are in
-        ``get_feature_names_out()``.
-    min_value : float or array-like of shape (n_features,), default=-np.inf
-        Lower bound of the imputed values (observed entries are never
-        changed); an array gives one bound per column, as in
-        :class:`~sklearn.impute.IterativeImputer`.
-    max_value : float or array-like of shape (n_features,), default=np.inf
-        Upper bound of the imputed values.
-    device : str or torch.device, default="auto"
-        Torch device: "auto", "cpu", "cuda", "cuda:N" or "mps".
-    random_state : int, RandomState instance or None, default=None
-        Seed of the initialisation, the validation split and the shuffles.
-    verbose : int, default=0
-        Show a progress bar when positive.
+    {missing_values}
+    {keep_empty_features}
+    {add_indicator}
+    {min_value}
+    {max_value}
+    {device}
+    {random_state}
+    {verbose}
 
     Attributes
     ----------
@@ -350,22 +339,12 @@ class DMFImputer(BaseMatrixImputer):
     _summary = "two-branch deep MF, cosine output (ratings, new users/items)"
 
     _parameter_constraints: dict = {
-        **BaseMatrixImputer._parameter_constraints,
+        **GradientTrainedImputer._parameter_constraints,
         "hidden_layer_sizes": [StrOptions({"auto"}), "array-like"],
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions({"relu", "tanh"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(numbers.Integral, 1, None, closed="left"),
-            None,
-        ],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), *BATCH_SIZE_CONSTRAINT],
         "leave_target_out": ["boolean"],
         "levels": ["array-like", None],
         "scaling": [StrOptions({"auto", "global", "column"})],
@@ -413,17 +392,27 @@ class DMFImputer(BaseMatrixImputer):
         random_state=None,
         verbose=0,
     ):
+        super().__init__(
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            tol=tol,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            missing_values=missing_values,
+            keep_empty_features=keep_empty_features,
+            add_indicator=add_indicator,
+            min_value=min_value,
+            max_value=max_value,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
         self.hidden_layer_sizes = hidden_layer_sizes
         self.latent_dim = latent_dim
         self.activation = activation
         self.alpha = alpha
-        self.learning_rate = learning_rate
         self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
         self.leave_target_out = leave_target_out
         self.levels = levels
         self.scaling = scaling
@@ -431,14 +420,6 @@ class DMFImputer(BaseMatrixImputer):
         self.slope_range = slope_range
         self.anneal_iter = anneal_iter
         self.mean_shrinkage = mean_shrinkage
-        self.missing_values = missing_values
-        self.keep_empty_features = keep_empty_features
-        self.add_indicator = add_indicator
-        self.min_value = min_value
-        self.max_value = max_value
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def _check_extra_params(self):

@@ -10,14 +10,20 @@ import pytest
 from numpydoc.docscrape import ClassDoc
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_mc import AIRNetImputer, DeepMFImputer, MLPImputer, SGDMFImputer
+from sklearn_mc import (
+    AIRNetImputer,
+    DeepMFImputer,
+    DMFImputer,
+    MLPImputer,
+    SGDMFImputer,
+)
 from sklearn_mc._gradient import (
     GradientTrainedImputer,
     _format_default,
     fill_parameter_docs,
 )
 
-ADOPTED = [SGDMFImputer, MLPImputer, DeepMFImputer]
+ADOPTED = [SGDMFImputer, MLPImputer, DeepMFImputer, DMFImputer]
 #: the classes whose docstrings are filled from the shared template (AIR-Net
 #: widens early_stopping, so it is not in ADOPTED's bounds test)
 TEMPLATED = [*ADOPTED, AIRNetImputer]
