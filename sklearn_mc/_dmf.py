@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import _is_nan
+from ._callbacks import HalveOnPlateau
 from ._dmf_branch import _Branch, _by_column, _csr, _n_project, _Sparse
 from ._dmf_discrete import _common_scale, _Quantiser
 from ._dmf_side import _cosine, _predict_chunked, _Side, _touched_entries
@@ -90,6 +91,21 @@ _MAX_REFRESHES = 16
 #: cost of the rest of a step) is encoded from a cache that is refreshed every
 #: few steps instead of from scratch at each step (see :class:`_Side`).
 _CACHE_FACTOR = 1.0
+#: early stopping: Adam's step size is halved after ``n_iter_no_change //
+#: _LR_PATIENCE_DIV`` (at least 1) held-out checks without a gain, and training
+#: ends (early stopping) at such a plateau once it has been halved
+#: ``_LR_HALVINGS`` times. A fixed step keeps the held-out error swinging from
+#: epoch to epoch around its level, so that a best epoch is a lucky draw and
+#: the patience runs long; each halving lets it settle lower.
+_LR_PATIENCE_DIV = 5
+_LR_HALVINGS = 3
+#: ... only with at least this many held-out entries. A plateau of the held-out
+#: error means the step is too large only when that error is measured on many
+#: entries; on a small table (tens to thousands of held-out entries) its swings
+#: are the sampling noise of the hold-out itself, and halving then stopping cut
+#: training short (tabular benchmark: iris and wine at 50 % MCAR fell to the
+#: mean imputation's error with the rule on every fit).
+_LR_MIN_HELD_OUT = 25_000
 
 
 @fill_parameter_docs
@@ -154,7 +170,11 @@ class DMFImputer(GradientTrainedImputer):
         row and column vectors afterwards.
     {validation_fraction}
     {n_iter_no_change}
-        Counted in epochs.
+        Counted in epochs. With early stopping on at least 25,000 held-out
+        entries (a rating matrix), Adam's step is also halved after
+        ``max(1, n_iter_no_change // 5)`` checks without improvement, and
+        training stops at such a plateau once the step has been halved three
+        times (:class:`~sklearn_mc._callbacks.HalveOnPlateau`).
     leave_target_out : bool, default=True
         Remove the entry being predicted from the row and column vectors fed
         to the branches during training, so that training sees what
@@ -691,6 +711,15 @@ class DMFImputer(GradientTrainedImputer):
             status_fn=None if quantiser is None else quantiser.status,
             verbose=self.verbose,
             desc="DMFImputer",
+            callbacks=[]
+            if validation_fn is None or val_idx.numel() < _LR_MIN_HELD_OUT
+            else [
+                HalveOnPlateau(
+                    tol=self.tol,
+                    patience=max(1, self.n_iter_no_change // _LR_PATIENCE_DIV),
+                    halvings=_LR_HALVINGS,
+                )
+            ],
         )
         result.export(self)
         # the best epoch's model on the held-out entries, which are none of

@@ -609,3 +609,58 @@ def test_transform_scales_and_masks_in_chunks(monkeypatch):
     monkeypatch.setattr(DMFImputer, "_scale", spy)
     np.testing.assert_array_equal(est.transform(X), before)
     assert seen and max(seen) <= 16
+
+
+def test_step_halves_on_held_out_plateau_then_stops():
+    from types import SimpleNamespace
+
+    from sklearn_mc._callbacks import HalveOnPlateau
+
+    weight = torch.zeros(1, requires_grad=True)
+    stopped = []
+    loop = SimpleNamespace(
+        lr=0.1,
+        optimizer=torch.optim.Adam([weight], lr=0.1),
+        stop=stopped.append,
+    )
+    history = SimpleNamespace(validation_loss=[])
+    cb = HalveOnPlateau(tol=1e-4, patience=2, halvings=2)
+    cb.on_train_begin(loop, history)
+    lrs = []
+    # a gain, then plateaus: two checks without a gain halve the step, a gain
+    # resets the count, and the plateau after the last halving stops
+    for value in [1.0, 1.0, 1.0, 0.5, 0.6, 0.6, 0.7, 0.5, 0.5]:
+        cb.on_epoch_begin(loop, history)
+        lrs.append(loop.optimizer.param_groups[0]["lr"])
+        history.validation_loss.append(value)
+        cb.on_epoch_end(loop, history)
+        cb.on_epoch_end(loop, history)  # no new check: nothing changes
+    assert lrs == [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025]
+    assert stopped == ["early_stopping"]
+    # a divergence rewind rebuilds the optimiser at loop.lr: the halvings stay
+    loop.optimizer = torch.optim.Adam([weight], lr=loop.lr / 2)
+    cb.on_epoch_begin(loop, history)
+    assert loop.optimizer.param_groups[0]["lr"] == 0.1 * 0.25
+
+
+def test_step_halving_only_with_many_held_out_entries(monkeypatch):
+    # on a small table the held-out error's swings are the hold-out's own
+    # noise: the halving (and its stop) is for hold-outs of many entries
+    from sklearn_mc import _dmf
+
+    made = []
+
+    class Recorder(_dmf.HalveOnPlateau):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(_dmf, "HalveOnPlateau", Recorder)
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((40, 6))
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    DMFImputer(max_iter=3, random_state=0).fit(X)
+    assert made == []
+    monkeypatch.setattr(_dmf, "_LR_MIN_HELD_OUT", 1)
+    DMFImputer(max_iter=3, random_state=0).fit(X)
+    assert made and made[0]["halvings"] == _dmf._LR_HALVINGS
