@@ -563,31 +563,7 @@ class DMFImputer(GradientTrainedImputer):
         t_rows = by_row.all_vectors()[0]
         t_cols, t_vals = by_row.indices, by_row.values
 
-        sizes = hidden + [int(self.latent_dim)]
-        init = fit_generator()
-        self.row_branch_ = _Branch(
-            n_cols,
-            sizes,
-            self.activation,
-            dtype,
-            init,
-            _n_project(n_cols, n_rows, sizes[0]),
-        )
-        self.col_branch_ = _Branch(
-            n_rows,
-            sizes,
-            self.activation,
-            dtype,
-            init,
-            _n_project(n_rows, n_cols, sizes[0]),
-        )
-        self.row_branch_.to(device)
-        self.col_branch_.to(device)
-        params = list(self.row_branch_.parameters()) + list(
-            self.col_branch_.parameters()
-        )
-        penalised = self.row_branch_.weights() + self.col_branch_.weights()
-
+        params, penalised = self._build_branches(hidden, shape, dtype, device)
         quantiser = None
         if levels is not None:
             quantiser = _Quantiser(
@@ -603,39 +579,7 @@ class DMFImputer(GradientTrainedImputer):
         n_train = t_rows.numel()
         batch = self._batch(n_train)
         self.batch_size_ = batch
-
-        def cache_interval(counts):
-            cost = _touched_entries(to_numpy(counts), n_train, batch)
-            budget = _CACHE_FACTOR * batch * max(int(self.latent_dim), 64)
-            if batch < n_train and cost > budget:
-                steps = math.ceil(n_train / batch)
-                return max(
-                    math.ceil(n_train / budget), math.ceil(steps / _MAX_REFRESHES)
-                )
-            return 0
-
-        intervals = (
-            cache_interval(by_row.indptr[1:] - by_row.indptr[:-1]),
-            cache_interval(torch.bincount(t_cols, minlength=n_cols)),
-        )
-        # the entries grouped by column are needed by an unprojected column
-        # side and by a cached row side (its delayed gradient); a projected
-        # column side (a tall table's) reads the triplets once
-        col_projected = self.col_branch_.projection is not None
-        by_col = None
-        if not col_projected or (intervals[0] and self.row_branch_.projection is None):
-            by_col = _Sparse(t_cols, t_rows, t_vals, n_cols)
-        row_side = _Side(self.row_branch_, by_row, n_rows, intervals[0], by_col)
-        col_side = _Side(
-            self.col_branch_,
-            by_col,
-            n_cols,
-            intervals[1],
-            by_row,
-            triplets=(t_cols, t_rows, t_vals),
-        )
-        by_col = None  # kept by the sides that need it
-        self._cache_intervals = (row_side.interval, col_side.interval)
+        row_side, col_side = self._build_sides(by_row, t_rows, shape, batch)
 
         def predict(select_rows, select_cols, y=None, training=False):
             hU, inv_r = row_side.encode(select_rows, training)
@@ -736,20 +680,11 @@ class DMFImputer(GradientTrainedImputer):
         held_pred = None
         # the training state goes before the final encoding (memory peak)
         # (the closures above hold these names: rebound, not deleted)
-        row_side = col_side = by_row = by_col = params = None
+        row_side = col_side = by_row = params = None
         t_rows = t_cols = t_vals = train_idx = val_idx = None
         trim_heap(n_obs)  # the training's freed pages, before the encodings
 
-        # From now on every observed entry is an input, as for new data; one
-        # side at a time, as a CSR product (no copy of the entries' indices).
-        with torch.no_grad():
-            full = _Sparse(rows, cols, vals, n_rows)
-            U = self.row_branch_.forward_csr(_csr(full, n_rows, n_cols))
-            full = _by_column(full, n_rows, n_cols)
-            V = self.col_branch_.forward_csr(_csr(full, n_cols, n_rows))
-            del full
-        self.row_factors_ = to_numpy(U).astype(np.float64, copy=False)
-        self.col_factors_ = to_numpy(V).astype(np.float64, copy=False)
+        self._encode_observed(rows, cols, vals, shape)
         self.levels_ = levels
         self.boundaries_ = None
         self._scaled_levels = None
@@ -760,6 +695,99 @@ class DMFImputer(GradientTrainedImputer):
             self._scaled_boundaries = b
             self.boundaries_ = b * self._scale_factor[0] + self._scale_shift[0]
         return None
+
+    def _build_branches(self, hidden, shape, dtype, device):
+        """The row and column branches (``row_branch_``, ``col_branch_``).
+
+        Returns their parameters and the weights that ``alpha`` penalises.
+        """
+        n_rows, n_cols = shape
+        sizes = hidden + [int(self.latent_dim)]
+        init = fit_generator()
+        self.row_branch_ = _Branch(
+            n_cols,
+            sizes,
+            self.activation,
+            dtype,
+            init,
+            _n_project(n_cols, n_rows, sizes[0]),
+        )
+        self.col_branch_ = _Branch(
+            n_rows,
+            sizes,
+            self.activation,
+            dtype,
+            init,
+            _n_project(n_rows, n_cols, sizes[0]),
+        )
+        self.row_branch_.to(device)
+        self.col_branch_.to(device)
+        params = list(self.row_branch_.parameters()) + list(
+            self.col_branch_.parameters()
+        )
+        penalised = self.row_branch_.weights() + self.col_branch_.weights()
+        return params, penalised
+
+    def _build_sides(self, by_row, t_rows, shape, batch):
+        """The first layers of both branches on the training entries.
+
+        ``by_row``: the training entries grouped by row (``t_rows``: the row
+        of each, in that order). A side whose
+        mini-batches would touch too many entries is cached (see
+        :class:`~sklearn_mc._dmf_side._Side`).
+        """
+        n_rows, n_cols = shape
+        t_cols, t_vals = by_row.indices, by_row.values
+        n_train = t_rows.numel()
+
+        def cache_interval(counts):
+            cost = _touched_entries(to_numpy(counts), n_train, batch)
+            budget = _CACHE_FACTOR * batch * max(int(self.latent_dim), 64)
+            if batch < n_train and cost > budget:
+                steps = math.ceil(n_train / batch)
+                return max(
+                    math.ceil(n_train / budget), math.ceil(steps / _MAX_REFRESHES)
+                )
+            return 0
+
+        intervals = (
+            cache_interval(by_row.indptr[1:] - by_row.indptr[:-1]),
+            cache_interval(torch.bincount(t_cols, minlength=n_cols)),
+        )
+        # the entries grouped by column are needed by an unprojected column
+        # side and by a cached row side (its delayed gradient); a projected
+        # column side (a tall table's) reads the triplets once
+        col_projected = self.col_branch_.projection is not None
+        by_col = None
+        if not col_projected or (intervals[0] and self.row_branch_.projection is None):
+            by_col = _Sparse(t_cols, t_rows, t_vals, n_cols)
+        row_side = _Side(self.row_branch_, by_row, n_rows, intervals[0], by_col)
+        col_side = _Side(
+            self.col_branch_,
+            by_col,
+            n_cols,
+            intervals[1],
+            by_row,
+            triplets=(t_cols, t_rows, t_vals),
+        )
+        self._cache_intervals = (row_side.interval, col_side.interval)
+        return row_side, col_side
+
+    @torch.no_grad()
+    def _encode_observed(self, rows, cols, vals, shape):
+        """``row_factors_`` and ``col_factors_`` from every observed entry.
+
+        From now on every observed entry is an input, as for new data; one
+        side at a time, as a CSR product (no copy of the entries' indices).
+        """
+        n_rows, n_cols = shape
+        full = _Sparse(rows, cols, vals, n_rows)
+        U = self.row_branch_.forward_csr(_csr(full, n_rows, n_cols))
+        full = _by_column(full, n_rows, n_cols)
+        V = self.col_branch_.forward_csr(_csr(full, n_cols, n_rows))
+        del full
+        self.row_factors_ = to_numpy(U).astype(np.float64, copy=False)
+        self.col_factors_ = to_numpy(V).astype(np.float64, copy=False)
 
     def _fit_own_scaling(self, values, cols, n_cols, levels):
         """Map the observed ``values`` (in columns ``cols``) onto [-1, 1].
