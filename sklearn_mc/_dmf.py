@@ -28,7 +28,13 @@ from ._gradient import (
     GradientTrainedImputer,
     fill_parameter_docs,
 )
-from ._mean_blend import blend_weights, warn_shrunk_to_mean
+from ._mean_blend import (
+    MEAN_SHRINKAGE_CONSTRAINT,
+    blend_weights,
+    shrinkage_rule,
+    store_blend_weights,
+    warn_shrunk_to_mean,
+)
 from ._observed import trim_heap
 from ._optim import train
 from ._torch import (
@@ -371,12 +377,7 @@ class DMFImputer(GradientTrainedImputer):
         "boundary_penalty": [Interval(numbers.Real, 0, None, closed="left")],
         "slope_range": [tuple, list],
         "anneal_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "mean_shrinkage": [
-            StrOptions({"auto"}),
-            Interval(numbers.Real, 0, 1, closed="both"),
-            "boolean",
-            None,
-        ],
+        "mean_shrinkage": MEAN_SHRINKAGE_CONSTRAINT,
     }
 
     # DMF scales by itself, see _fit_own_scaling
@@ -837,8 +838,8 @@ class DMFImputer(GradientTrainedImputer):
         counts = np.bincount(cols_np, minlength=n_cols)
         sums = np.bincount(cols_np, to_numpy(vals).astype(np.float64), n_cols)
         mean = sums / np.maximum(counts, 1)
-        shrinkage = self.mean_shrinkage
-        auto = shrinkage is True or (isinstance(shrinkage, str) and shrinkage == "auto")
+        rule = shrinkage_rule(self.mean_shrinkage)
+        auto = rule == "auto"
         weights = None
         if auto:
             if pred is not None:
@@ -853,14 +854,13 @@ class DMFImputer(GradientTrainedImputer):
                     weights = np.repeat(blend_weights(model, truth, pooled, 1), n_cols)
                 else:
                     weights = blend_weights(model, truth, v_cols, n_cols)
-        elif not (shrinkage is None or shrinkage is False or shrinkage == 0):
-            weights = np.full(n_cols, 1.0 - float(shrinkage))
+        elif rule is not None:
+            weights = np.full(n_cols, rule)
         if weights is not None and np.all(weights == 1.0):
             weights = None
         self._blend = weights
         self._blend_mean = mean
-        self.blend_weights_ = np.full(self.n_features_in_, np.nan)
-        self.blend_weights_[self._valid_mask] = 1.0 if weights is None else weights
+        store_blend_weights(self, weights)
         if auto and weights is not None:
             warn_shrunk_to_mean(
                 self,

@@ -21,7 +21,13 @@ from . import _knn_grid as _grid
 from . import _knn_holdout as _holdout
 from . import _knn_rows as _rows
 from ._base import BaseMatrixImputer
-from ._mean_blend import shrink_missing, warn_shrunk_to_mean
+from ._mean_blend import (
+    MEAN_SHRINKAGE_CONSTRAINT,
+    shrink_missing,
+    shrinkage_rule,
+    store_blend_weights,
+    warn_shrunk_to_mean,
+)
 from ._progress import progress
 from ._torch import compute_dtype, to_numpy, to_tensor
 
@@ -275,12 +281,7 @@ class KNNImputer(BaseMatrixImputer):
         "weights": [StrOptions({"uniform", "distance"})],
         "axis": [StrOptions({"samples", "features"})],
         "max_donors": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "mean_shrinkage": [
-            StrOptions({"auto"}),
-            Interval(numbers.Real, 0, 1, closed="both"),
-            "boolean",
-            None,
-        ],
+        "mean_shrinkage": MEAN_SHRINKAGE_CONSTRAINT,
     }
 
     # Distances are scale-free, but their squares under- or overflow far from
@@ -349,17 +350,16 @@ class KNNImputer(BaseMatrixImputer):
         self._mask_fit_X = mask
         self._grid = _grid.grid(X[mask])
         self.n_iter_ = 1
-        shrinkage = self.mean_shrinkage
-        auto = shrinkage is True or (isinstance(shrinkage, str) and shrinkage == "auto")
+        rule = shrinkage_rule(self.mean_shrinkage)
+        auto = rule == "auto"
         if auto:
             weights = _holdout.held_out_weights(self)
-        elif shrinkage is None or shrinkage is False or shrinkage == 0:
+        elif rule is None:
             weights = None
         else:
-            weights = np.full(X.shape[1], 1.0 - float(shrinkage))
+            weights = np.full(X.shape[1], rule)
         self._blend = weights
-        self.blend_weights_ = np.full(self.n_features_in_, np.nan)
-        self.blend_weights_[self._valid_mask] = 1.0 if weights is None else weights
+        store_blend_weights(self, weights)
         if auto:
             self._warn_shrunk()
         # Completing the training rows is transform's rule: a row is never

@@ -11,13 +11,47 @@ split of the gradient-trained factorisations).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import warn_user
 
 #: the least-squares weight is averaged with 1 as if this many more held-out
 #: entries had it at 1: a column with few held-out entries keeps the model.
 PRIOR_ENTRIES = 10.0
+
+#: ``_parameter_constraints`` entry of the imputers' ``mean_shrinkage``
+MEAN_SHRINKAGE_CONSTRAINT = [
+    StrOptions({"auto"}),
+    Interval(numbers.Real, 0, 1, closed="both"),
+    "boolean",
+    None,
+]
+
+
+def shrinkage_rule(mean_shrinkage) -> str | float | None:
+    """What a ``mean_shrinkage`` parameter asks for.
+
+    Returns ``"auto"`` (``"auto"`` or True: weights fitted on held-out
+    entries), None (None, False or 0: the model's output as is) or the fixed
+    weight ``1 - s`` of a float ``s``.
+    """
+    if mean_shrinkage is True or (
+        isinstance(mean_shrinkage, str) and mean_shrinkage == "auto"
+    ):
+        return "auto"
+    if mean_shrinkage is None or mean_shrinkage is False or mean_shrinkage == 0:
+        return None
+    return 1.0 - float(mean_shrinkage)
+
+
+def store_blend_weights(est, weights) -> None:
+    """``est.blend_weights_``: ``weights`` over the valid columns (1 where
+    None), NaN for the columns empty at fit."""
+    est.blend_weights_ = np.full(est.n_features_in_, np.nan)
+    est.blend_weights_[est._valid_mask] = 1.0 if weights is None else weights
 
 
 def blend_weights(a, b, cols, n_features: int, prior_entries: float = PRIOR_ENTRIES):

@@ -43,3 +43,22 @@ def test_warning_names_the_columns_shrunk_to_the_mean():
 
     with pytest.warns(UserWarning, match=r"1 column\(s\) \(c\)"):
         warn_shrunk_to_mean(Est(), np.array([1.0, 0.0]), [0, 2], "x", "hint")
+
+
+@pytest.mark.parametrize(
+    "value, rule",
+    [
+        ("auto", "auto"),
+        (True, "auto"),
+        (None, None),
+        (False, None),
+        (0, None),
+        (0.0, None),
+        (0.25, 0.75),
+        (1, 0.0),
+    ],
+)
+def test_shrinkage_rule_reads_the_parameter_as_the_imputers_document(value, rule):
+    from sklearn_mc._mean_blend import shrinkage_rule
+
+    assert shrinkage_rule(value) == rule
