@@ -83,7 +83,7 @@ def parse_args():
 
 def epoch_scaling(sizes=(1000, 2000, 4000)):
     """CPU seconds of one DMF epoch on rank-5 ``m x 50``, 20 % missing."""
-    from sklearn_mc import _dmf
+    from sklearn_mc import _dmf_training as _dmf
 
     DMFImputer(max_iter=1, random_state=0, device="cpu").fit(
         np.random.RandomState(0).randn(50, 10)

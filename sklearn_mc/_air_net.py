@@ -96,14 +96,11 @@ class AIRNetImputer(DeepLinearImputer):
         number of entries (``m·n``) so that one value suits any matrix size;
         0 disables it. The authors' weight ``λ = 1e-4`` on their 240 x 240
         images with 30 % missing corresponds to ``λ·(m·n)²/|Ω| ≈ 8`` in these
-        units; a smaller weight lets the regulariser fade sooner (on
-        Cameraman, random 30 %: NMAE 0.052 with 1.0 vs 0.102 with 8.0 after
-        4,000 iterations). On data whose rows are not similar to one another
-        the regulariser does not fade and 1.0 is far too strong (a random
-        rank-5 200 x 50 matrix: relative error 0.49 with 1.0, 0.016 with
-        0.01); tune it with ``GridSearchCV`` there. On an ML-100K-like
-        rating matrix (943 x 1682, 6 % observed) the held-out RMSE is 0.715
-        with 1.0 and 0.616 with 0.1 (item mean 0.956).
+        units; the smaller default lets the regulariser fade sooner. On data
+        whose rows are not similar to one another (generic low-rank
+        matrices, ratings) the regulariser does not fade and 1.0 is too
+        strong: tune it with ``GridSearchCV`` there (measured figures on the
+        method page, :ref:`air_net`).
     lambda_cols : float, default=1.0
         Weight of the column regulariser ``tr(X L_c Xᵀ)``, same units.
     {learning_rate}
@@ -119,9 +116,7 @@ class AIRNetImputer(DeepLinearImputer):
         ``early_stopping="auto"`` turns it on for a table (up to 250,000
         entries) the patience is at least ``0.5 / learning_rate`` iterations
         (500 at the default; at most 2,000): there the held-out error can
-        rise for a while as the Laplacians concentrate before it falls
-        (measured, 20 % missing: RMSE on diabetes 0.872 with patience 100,
-        0.812 with 500; cars 0.636 and 0.599).
+        rise for a while as the Laplacians concentrate before it falls.
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the observed entries, stop when
         their error has not improved (by a relative 1e-4) for
@@ -132,8 +127,8 @@ class AIRNetImputer(DeepLinearImputer):
         authors' schedule (the final iterate of up to 10,000 iterations) is
         kept: on images the held-out error rises for about a thousand
         iterations while the Laplacians concentrate and falls far lower
-        afterwards (the benchmark's curve), which early stopping would cut
-        short.
+        afterwards (see the curve on the method page), which early stopping
+        would cut short.
         Above that size 10,000 full-batch iterations take tens of minutes
         to hours; pass ``early_stopping=False`` there to pay that for
         images.
@@ -156,8 +151,9 @@ class AIRNetImputer(DeepLinearImputer):
         Laplacian step (a lazy regulariser: no ``k x k`` work at all).
         ``"auto"`` is 5 where early stopping is on (``early_stopping=True``,
         or ``"auto"`` on large matrices and tables) and 1 (every iteration,
-        the authors') where it is off. Measured on the cars table (392 x 7):
-        2.3 times less CPU per iteration.
+        the authors') where it is off: where ``m² + n²`` is far above
+        ``m·n`` (tables of a few columns) the Laplacian steps are most of an
+        iteration's cost.
     {missing_values}
     {keep_empty_features}
     {add_indicator}
@@ -207,31 +203,23 @@ class AIRNetImputer(DeepLinearImputer):
     never formed during training. Both traces are computed from the factors
     (``tr(Xᵀ L_r X)`` from ``A_r W[L-1]``, ``tr(X L_c Xᵀ)`` from
     ``A_c Rᵀ``), so the regularisers add no ``m x n`` array; each learned
-    side of size ``k`` keeps about a dozen float32 ``k x k`` arrays (its
-    free matrix, gradient, Adam's moments, the training loop's snapshots,
-    the affinity and its backward pass): ``O(m² + n²)`` memory, quadratic in
+    side of size ``k`` keeps about a dozen ``k x k`` arrays (its free
+    matrix, gradient, Adam's moments, the training loop's snapshots, the
+    affinity and its backward pass): ``O(m² + n²)`` memory, quadratic in
     each side, which ``max_laplacian_size`` guards. In all
-    ``O(m·n + m² + n² + (m + n)·w)``; measured peak extra memory of
-    ``fit_transform`` on 100,000 x 50 (X = 40 MB, row side dropped by the
-    guard): 10.5 to 11 times X (``benchmarks/bench_deep_mf.py --memory
-    100000``; the reliability probe measured 18 times before). An iteration
-    costs three ``m x w x n`` products (fidelity) and three ``k x k x w``
-    products per learned side, plus ``k²`` softmaxes:
+    ``O(m·n + m² + n² + (m + n)·w)``. An iteration costs three
+    ``m x w x n`` products (fidelity) and three ``k x k x w`` products per
+    learned side, plus ``k²`` softmaxes:
     ``O(m·n·w + (m² + n²)·w)``; with ``laplacian_interval = t`` the
     ``(m² + n²)·w`` part is paid once every ``t`` iterations (memory is
     unchanged: the free matrices, their Adam moments and the lazy
     gradients stay ``O(m² + n²)``). Time grows linearly in rows and
     columns for the fidelity (``m·n·w``) and quadratically in each side for
-    the regulariser. Measured (2 cores shared with other jobs, CPU time of
-    the process): Cameraman 96 x 96, 2,000 iterations, 60 s on one
-    thread; 943 x 1682 (MovieLens-100K size) at the defaults (width 64,
-    Laplacian every 5 iterations, early stopping) 0.57 s of CPU per
-    iteration at load 7 to 14 (1.5 s before), 240 iterations, 138 s of CPU
-    on 2 threads; tables of 178 to 442 rows and 7 to 22 columns 3 to 28 s
-    of CPU (one thread). Sparse input is refused: the
-    fidelity is computed on the dense product. Above 250,000 entries the
-    factors and Laplacians are trained in float32 (float64 below); fitted
-    attributes and outputs are float64. Columns are standardised before
+    the regulariser. Measured memory and times are on the method page
+    (:ref:`air_net`). Sparse input is refused: the fidelity is computed on
+    the dense product. Above 250,000 entries the factors and Laplacians are
+    trained in float32 (float64 below); fitted attributes and outputs are
+    float64. Columns are standardised before
     fitting, so the regulariser compares rows feature by feature on a common
     scale.
 
@@ -260,6 +248,21 @@ class AIRNetImputer(DeepLinearImputer):
 
     _cli_name = "air-net"
     _summary = "deep factorisation + learned Laplacian regularisers (images)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 50
+    _fast_params: dict = {"learning_rate": 1e-2, "max_iter": 300}
+    _iterative = True
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        from ._registry import _iters
+
+        # The learned row and column Laplacians make a step cost m^2 + n^2.
+        cap = params.get("max_laplacian_size", 2000)
+        cap = cap if isinstance(cap, int) else 2000
+        rows, cols = min(n_rows, cap), min(n_cols, cap)
+        step = 1e-2 + 4e-7 * n_rows * n_cols + 4e-7 * (rows**2 + cols**2)
+        return _iters(params, 10000) * step
 
     _parameter_constraints: dict = {
         **DeepLinearImputer._parameter_constraints,

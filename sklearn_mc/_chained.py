@@ -278,6 +278,18 @@ class ChainedImputer(BaseMatrixImputer):
 
     _cli_name = "chained"
     _summary = "chained equations, regressor chosen per column (tables, new rows)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 80
+    _fast_params: dict = {"n_folds": 1}
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        # One set of per-column regressors per fold and one for the final fit.
+        cap = params.get("max_fit_rows", 5000)
+        rows = min(n_rows, cap if isinstance(cap, int) else 5000)
+        folds = params.get("n_folds", 3)
+        folds = folds if isinstance(folds, int) else 3
+        return 5.0 + n_cols * (1.0 + 1e-3 * rows) * (folds + 1) / 4
 
     _parameter_constraints: dict = {
         **BaseMatrixImputer._parameter_constraints,

@@ -33,7 +33,7 @@ class DeepMFImputer(DeepLinearImputer):
 
     The completion is the product ``X = W[L-1] ... W[1] W[0]`` of ``depth``
     factors with a large inner ``width`` (by default ``min(n_samples,
-    n_features)``, so there is no rank to choose). The factors start small and
+    n_features, 256)``, so there is no rank to choose). The factors start small and
     balanced and are trained by gradient descent (Adam by default) on the
     squared error of the observed entries only. Gradient descent on such a
     product is biased toward low rank, the more so the deeper the product
@@ -125,23 +125,15 @@ class DeepMFImputer(DeepLinearImputer):
     (``(m + n)·w + (depth − 2)·w²`` numbers) are kept with their gradients,
     Adam's two moments and the training loop's snapshots (about nine
     copies). Memory therefore grows linearly in the rows and in the columns,
-    as ``O(m·n + (m + n)·w + depth·w²)``. Measured peak extra memory of
-    ``fit_transform`` on 100,000 x 50 (X = 40 MB; ``w = 50``, so ``W[L-1]``
-    is the size of X in float32): 9.8 to 12 times X across runs
-    (``benchmarks/bench_deep_mf.py --memory 100000``; it was 22 times); the
-    spread comes from glibc's heap, whose freed pages the fit hands back
-    every step. A step costs three ``m x w x n`` products (the forward one
-    and two gradients) plus ``O(depth·n·w²)``: ``O(m·n·w)``, linear in the
-    rows and in the columns, with ``w ≤ 256`` by default. Mini-batches
-    (``batch_size``) touch only the batch's entries but form the inner
-    product once per batch. Measured on a 943 x 1682 rating matrix (about
-    100,000 ratings, ``make_ratings``): about 0.34 s of CPU per step at the
-    default width 256 (2 threads, loaded machine); early stopping (patience
-    100 iterations) ended the default fit after 180 steps (best 80): 62 s of
-    CPU, about 31 s on two unshared cores (before: patience 500, about 580
-    steps at about 0.43 s of CPU each, over 4 minutes). For much larger
-    tables set ``width`` (a generous bound on the rank, e.g. 64) or use
-    ``SGDMFImputer``. Sparse input is not accepted (the loss is computed on
+    as ``O(m·n + (m + n)·w + depth·w²)``; freed heap pages are handed back
+    to the system every step on large matrices. A step costs three
+    ``m x w x n`` products (the forward one and two gradients) plus
+    ``O(depth·n·w²)``: ``O(m·n·w)``, linear in the rows and in the columns,
+    with ``w ≤ 256`` by default. Mini-batches (``batch_size``) touch only
+    the batch's entries but form the inner product once per batch. Measured
+    memory and times are on the method page (:ref:`deep_mf`). For much
+    larger tables set ``width`` (a generous bound on the rank, e.g. 64) or
+    use ``SGDMFImputer``. Sparse input is not accepted (the loss is computed on
     the dense product). Above 250,000 entries the factors are trained in
     float32 (float64 below, where the cost is small and the exact
     recoveries of Arora et al.'s experiment reach errors of ~3e-3); the
@@ -173,6 +165,16 @@ class DeepMFImputer(DeepLinearImputer):
 
     _cli_name = "deep-mf"
     _summary = "deep linear factorisation, implicit low-rank bias (images)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 40
+    _fast_params: dict = {"learning_rate": 1e-2, "max_iter": 500}
+    _iterative = True
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        from ._registry import _iters
+
+        return _iters(params, 10000) * (5e-3 + 4e-7 * n_rows * n_cols)
 
     _parameter_constraints: dict = {
         **DeepLinearImputer._parameter_constraints,

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import NamedTuple
+import warnings
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import _is_nan
 from ._callbacks import HalveOnPlateau
-from ._dmf_branch import _Branch, _by_column, _csr, _n_project, _Sparse
-from ._dmf_discrete import _common_scale, _Quantiser
-from ._dmf_side import _cosine, _predict_chunked, _Side, _touched_entries
+from ._dmf_branch import _by_column, _csr, _Sparse, build_branches
+from ._dmf_complete import DMFCompletion, complete_blocks
+from ._dmf_discrete import _Quantiser
+from ._dmf_scaling import range_scaling
+from ._dmf_side import _cosine
+from ._dmf_training import Objective, build_sides
 from ._gradient import (
     BATCH_SIZE_CONSTRAINT,
     GradientTrainedImputer,
@@ -40,7 +41,6 @@ from ._optim import train
 from ._torch import (
     compute_dtype,
     draw_seed,
-    fit_generator,
     make_generator,
     to_numpy,
     to_tensor,
@@ -48,39 +48,18 @@ from ._torch import (
 from .datasets import _check_levels
 from .model_selection import split_indices
 
+# DMFCompletion: the type complete() returns, importable from here as before
+__all__ = ["DMFCompletion", "DMFImputer"]
+
 #: rows (of a dense input) pushed through a branch at once in ``transform``,
 #: which bounds its working memory.
 _CHUNK = 4096
-
-
-class DMFCompletion(NamedTuple):
-    """Completed blocks returned by :meth:`DMFImputer.complete`.
-
-    Attributes
-    ----------
-    new_rows : ndarray of shape (n_new_rows, n_features_out) or None
-        Area II: the new rows completed over the training columns.
-    new_cols : ndarray of shape (n_train_rows, n_new_cols) or None
-        Area III: the training rows completed over the new columns.
-    new_both : ndarray of shape (n_new_rows, n_new_cols) or None
-        Area IV: the new rows over the new columns.
-    """
-
-    new_rows: np.ndarray | None
-    new_cols: np.ndarray | None
-    new_both: np.ndarray | None
 
 
 #: above this many observed entries the branches are trained in float32 (as
 #: DeepMF does): halves the weight-sized state and the entries; the fitted
 #: factors and every output stay float64.
 _FLOAT32_ENTRIES = 250_000
-#: the freed temporaries of the steps (gathered entries, sparse products and
-#: their gradients, of sizes that vary from step to step, which the C heap
-#: would keep growing with) are returned every this many steps (see
-#: :func:`~sklearn_mc._observed.trim_heap`): at every step the pages freshly
-#: faulted in again cost about 15 % of the training's time.
-_TRIM_STEPS = 16
 #: ``hidden_layer_sizes="auto"``: one hidden layer of this width, capped by the
 #: data (see :meth:`DMFImputer._hidden_sizes`).
 _MAX_WIDTH = 256
@@ -89,14 +68,6 @@ _MAX_WIDTH = 256
 #: step costs ``O((n_samples + n_features) · width)`` whatever the batch).
 _MAX_STEPS = 128
 _MIN_BATCH = 1024
-#: a cached side (see :class:`_Side`) is refreshed at most this many times per
-#: epoch (a refresh costs two sparse products over all its entries).
-_MAX_REFRESHES = 16
-#: a branch side whose vectors touched by one mini-batch hold more observed
-#: entries than this times ``batch_size · max(latent_dim, 64)`` (about the
-#: cost of the rest of a step) is encoded from a cache that is refreshed every
-#: few steps instead of from scratch at each step (see :class:`_Side`).
-_CACHE_FACTOR = 1.0
 #: early stopping: Adam's step size is halved after ``n_iter_no_change //
 #: _LR_PATIENCE_DIV`` (at least 1) held-out checks without a gain, and training
 #: ends (early stopping) at such a plateau once it has been halved
@@ -148,12 +119,11 @@ class DMFImputer(GradientTrainedImputer):
     hidden_layer_sizes : "auto" or tuple of int, default="auto"
         Widths of the hidden layers of each branch (both branches alike). The
         paper gives none; one wide layer before the latent layer is what
-        worked on rating matrices here. ``"auto"``: one layer of width
-        ``min(256, max(latent_dim, min(n_samples, n_features)))``: 256 on
-        rating matrices, 64 on a 100,000 x 50 table, whose rank is at most
-        50 (the fixed 256 of before needed 62 x the table's size in memory
-        there: the column branch's first layer has ``n_samples x width``
-        weights).
+        worked on rating matrices. ``"auto"``: one layer of width
+        ``min(256, max(latent_dim, min(n_samples, n_features)))``: a matrix's
+        rank is at most ``min(n_samples, n_features)``, and a wider layer
+        only costs memory (the column branch's first layer has ``n_samples
+        x width`` weights).
     latent_dim : int, default=64
         Size of the latent factors ``U_i`` and ``V_j``.
     activation : {"relu", "tanh"}, default="relu"
@@ -242,8 +212,9 @@ class DMFImputer(GradientTrainedImputer):
     ----------
     row_factors_ : ndarray of shape (n_samples, latent_dim)
         Latent factors of the training rows (from all their observed entries).
-    col_factors_ : ndarray of shape (n_features_out, latent_dim)
-        Latent factors of the training columns.
+    column_factors_ : ndarray of shape (n_features_out, latent_dim)
+        Latent factors of the training columns (``col_factors_`` is a
+        deprecated alias).
     hidden_layer_sizes_ : tuple of int
         The hidden widths used (``hidden_layer_sizes`` with ``"auto"``
         resolved).
@@ -292,13 +263,9 @@ class DMFImputer(GradientTrainedImputer):
     the update of every weight, ``O((n_samples + n_features) · width)``,
     which ``batch_size="auto"`` bounds to 128 steps an epoch; an epoch
     costs ``O(n_observed · width · latent_dim)``: linear in the rows and
-    columns. Measured: 6,040 x 3,706 with 9·10⁵ ratings, about 35 s of CPU
-    per epoch (one thread) at the default width 256 and 128 steps of 6,325
-    entries (6.5 s at width 64, ``hidden_layer_sizes=(64,)``); with 880
-    steps of 1024, as before ``batch_size="auto"``, two epochs had not
-    finished after 250 s of CPU. Full batch
-    (``batch_size=None``) is processed in chunks of entries under
-    activation checkpointing.
+    columns. Full batch (``batch_size=None``) is processed in chunks of
+    entries under activation checkpointing. Measured times and memory are
+    on the method page of the User Guide.
 
     **Memory.** ``O(n_observed + (n_samples + n_features) · width)`` with
     ``width = hidden_layer_sizes_[0]`` (for a projected branch, its input
@@ -316,16 +283,6 @@ class DMFImputer(GradientTrainedImputer):
     × width`` below ``2 × n_samples × n_features``, and on a tall table the
     projected column branch replaces its ``n_samples × width`` learned
     weights by the fixed projection (one copy).
-    Measured peak extra memory of ``fit_transform`` on 100,000 x 50 with
-    20 % missing (X = 38 MB, ``benchmarks/bench_memory.py --max-iter 2``):
-    347 MB (9.1 × X; two epochs in 61 s of CPU, one thread): the kept
-    entries (int32 rows and columns, float64 values: 61 MB), the training
-    layouts, ``row_factors_`` (49 MB) and the output (38 MB); 383-515 MB
-    before the int32 indices, the released hand-over, the trimmed heap,
-    the counting sort by column and the chunked scaling in ``transform``.
-    It was 2.37 GB (62 × X, the first epoch unfinished
-    after 300 s) at the old fixed width 256, where the column branch's
-    first layer alone held 100,000 x 256 weights.
 
     **Sparse input.** ``scipy.sparse`` matrices are accepted: stored entries
     are observed (explicit zeros are ratings of 0), absent entries are
@@ -363,6 +320,17 @@ class DMFImputer(GradientTrainedImputer):
 
     _cli_name = "dmf"
     _summary = "two-branch deep MF, cosine output (ratings, new users/items)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 70
+    _fast_params: dict = {"max_iter": 10}
+    _iterative = True
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        from ._registry import _iters
+
+        # Each mini-batch encodes whole rows and columns: an epoch grows as m^2 n.
+        return _iters(params, 200) * (5e-2 + 5e-7 * n_rows * n_rows * n_cols)
 
     _parameter_constraints: dict = {
         **GradientTrainedImputer._parameter_constraints,
@@ -379,9 +347,6 @@ class DMFImputer(GradientTrainedImputer):
         "anneal_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "mean_shrinkage": MEAN_SHRINKAGE_CONSTRAINT,
     }
-
-    # DMF scales by itself, see _fit_own_scaling
-    _scaling = "none"
 
     def __init__(
         self,
@@ -510,13 +475,13 @@ class DMFImputer(GradientTrainedImputer):
         values = entries.values
         if entries is not getattr(self, "_train_entries", None):
             # the fit's own scaled copy (the base's hand-over, fit_sparse's):
-            # taken out, so that _fit_observed can release it once scaled
+            # taken out, so that _fit_observed can release it once it is a tensor
             entries.values = None
         self._fit_observed(entries.rows, entries.cols, values, entries.shape)
 
     def _predict_entries(self, rows, cols):
         U = torch.as_tensor(self.row_factors_[rows])
-        V = torch.as_tensor(self.col_factors_[cols])
+        V = torch.as_tensor(self.column_factors_[cols])
         out = to_numpy(_cosine(U, V)).astype(np.float64, copy=False)
         if self._blend is not None:
             mean, w = self._blend_mean[cols], self._blend[cols]
@@ -527,8 +492,11 @@ class DMFImputer(GradientTrainedImputer):
             ]
         return out
 
-    def _fit_observed(self, rows_np, cols_np, raw_values, shape):
-        """Fit on observed entries ``(rows, cols, raw_values)`` of ``shape``."""
+    def _fit_observed(self, rows_np, cols_np, values, shape):
+        """Fit on observed entries ``(rows, cols, values)`` of ``shape``.
+
+        ``values`` are in the [-1, 1] scale of :meth:`_scaling_statistics`.
+        """
         hidden, levels, slope = self._check_extra_params()
         device = self._device
         n_rows, n_cols = shape
@@ -538,33 +506,27 @@ class DMFImputer(GradientTrainedImputer):
         hidden = self._hidden_sizes(hidden, n_rows, n_cols, len(rows_np))
         self.hidden_layer_sizes_ = tuple(hidden)
         seed = draw_seed()
-        gen = make_generator(seed)
 
-        # int32 or int64 indices, as handed over (``_compact_entries``)
-        rows_np, cols_np = np.asarray(rows_np), np.asarray(cols_np)
-        raw_values = np.asarray(raw_values, dtype=np.float64)
-        vals_np = self._fit_own_scaling(raw_values, cols_np, n_cols, levels)
-        raw_values = None  # the hand-over's last reference (see _fit_entries)
-        rows = to_tensor(rows_np, device)
-        cols = to_tensor(cols_np, device)
-        vals = to_tensor(vals_np, device, dtype)
-        del vals_np
+        # the entries: int32 or int64 indices, as handed over
+        # (``_compact_entries``), the values scaled onto [-1, 1] by the base
+        # (``_scaling_statistics``)
+        rows = to_tensor(np.asarray(rows_np), device)
+        cols = to_tensor(np.asarray(cols_np), device)
+        vals = to_tensor(np.asarray(values, dtype=np.float64), device, dtype)
+        values = None  # the hand-over's last reference (see _fit_entries)
         n_obs = rows.numel()
-        train_idx = np.arange(n_obs)
-        val_idx = np.empty(0, dtype=np.intp)
-        if self.early_stopping and n_obs >= 2:
-            train_idx, val_idx = split_indices(n_obs, self.validation_fraction, seed)
-        # sorted, the training entries keep the row-major order of the input,
-        # and grouping them by row needs no sort (nor copies)
-        train_idx = to_tensor(train_idx, device)  # sorted by split_indices
-        by_row = _Sparse(rows[train_idx], cols[train_idx], vals[train_idx], n_rows)
-        train_idx = None
-        trim_heap(n_obs)  # the split's and the grouping's temporaries
+        by_row, held_out = self._split_entries(rows, cols, vals, n_rows, seed)
         # the training entries in by_row's order: its arrays, not copies
         t_rows = by_row.all_vectors()[0]
-        t_cols, t_vals = by_row.indices, by_row.values
+        train_entries = (t_rows, by_row.indices, by_row.values)
 
-        params, penalised = self._build_branches(hidden, shape, dtype, device)
+        # the model: two branches (and DMF-D's quantiser), their first layers
+        # on the training vectors
+        self.row_branch_, self.col_branch_ = build_branches(
+            hidden, int(self.latent_dim), self.activation, shape, dtype, device
+        )
+        branches = (self.row_branch_, self.col_branch_)
+        params = [p for branch in branches for p in branch.parameters()]
         quantiser = None
         if levels is not None:
             quantiser = _Quantiser(
@@ -575,75 +537,87 @@ class DMFImputer(GradientTrainedImputer):
                 dtype,
             )
             params.append(quantiser.boundaries)
-
-        leave_out = self.leave_target_out
-        n_train = t_rows.numel()
-        batch = self._batch(n_train)
+        batch = self._batch(t_rows.numel())
         self.batch_size_ = batch
-        row_side, col_side = self._build_sides(by_row, t_rows, shape, batch)
+        sides = build_sides(*branches, by_row, t_rows, shape, batch, self.latent_dim)
+        self._cache_intervals = (sides[0].interval, sides[1].interval)
 
-        def predict(select_rows, select_cols, y=None, training=False):
-            hU, inv_r = row_side.encode(select_rows, training)
-            hV, inv_c = col_side.encode(select_cols, training)
-            return _predict_chunked(
-                self.row_branch_,
-                self.col_branch_,
-                hU,
-                hV,
-                inv_r,
-                inv_c,
-                select_rows,
-                select_cols,
-                y if leave_out else None,
-            )
+        # the loss: squared error plus the penalties, Adam on mini-batches
+        objective = Objective(
+            *sides,
+            train_entries,
+            held_out,
+            [w for branch in branches for w in branch.weights()],
+            alpha=self.alpha,
+            boundary_penalty=self.boundary_penalty,
+            quantiser=quantiser,
+            leave_target_out=self.leave_target_out,
+            n_observed=n_obs,
+        )
+        sides = by_row = train_entries = t_rows = None  # the objective holds them
+        self._train(objective, params, batch, gen=make_generator(seed))
 
-        steps = [0]  # training steps (batches) run, for the heap trimming
+        # the best epoch's model on the held-out entries, which are none of
+        # its inputs (the final factors below see them)
+        held_pred = objective.held_out_prediction()
+        self._fit_blend(
+            vals,
+            cols,
+            n_cols,
+            held_pred,
+            None if held_out is None else held_out[1:],
+        )
+        held_pred = held_out = params = None
+        # the training state goes before the final encoding (memory peak)
+        objective.release()
+        objective = None
+        trim_heap(n_obs)  # the training's freed pages, before the encodings
 
-        def loss_fn(idx):
-            if idx is None:
-                r, c, y = t_rows, t_cols, t_vals
-            else:
-                if steps[0] % _TRIM_STEPS == 0:
-                    trim_heap(n_obs)
-                steps[0] += 1
-                r, c, y = t_rows[idx], t_cols[idx], t_vals[idx]
-            delayed = [t for t in (row_side.step(), col_side.step()) if t is not None]
-            pred = predict(r, c, y, training=True)
-            if quantiser is not None:
-                pred = quantiser.smooth(pred)
-            loss = torch.mean((pred - y) ** 2)
-            if self.alpha:
-                loss = loss + self.alpha * sum((w**2).sum() for w in penalised)
-            if quantiser is not None and self.boundary_penalty:
-                loss = loss + self.boundary_penalty * quantiser.penalty()
-            for term in delayed:
-                # adds the cached side's delayed first-layer gradient (the
-                # term's value is 0)
-                loss = loss + term
-            return loss
+        self._encode_observed(rows, cols, vals, shape)
+        self._store_levels(levels, quantiser)
+        return None
 
-        def on_epoch_start(epoch):
-            row_side.reset()
-            col_side.reset()
-            if quantiser is not None:
-                quantiser.anneal(epoch)
+    def _split_entries(self, rows, cols, vals, n_rows, seed):
+        """The training entries grouped by row, and the held-out triplets.
 
-        validation_fn = None
+        Returns ``(by_row, held_out)``; ``held_out`` is ``(rows, cols,
+        values)`` of early stopping's held-out entries, or None.
+        """
+        device = rows.device
+        n_obs = rows.numel()
+        train_idx = np.arange(n_obs)
+        val_idx = np.empty(0, dtype=np.intp)
+        if self.early_stopping and n_obs >= 2:
+            train_idx, val_idx = split_indices(n_obs, self.validation_fraction, seed)
+        # sorted, the training entries keep the row-major order of the input,
+        # and grouping them by row needs no sort (nor copies)
+        train_idx = to_tensor(train_idx, device)  # sorted by split_indices
+        by_row = _Sparse(rows[train_idx], cols[train_idx], vals[train_idx], n_rows)
+        del train_idx
+        trim_heap(n_obs)  # the split's and the grouping's temporaries
+        held_out = None
         if val_idx.size:
             val_idx = to_tensor(val_idx, device)
-            v_rows, v_cols, v_vals = rows[val_idx], cols[val_idx], vals[val_idx]
+            held_out = (rows[val_idx], cols[val_idx], vals[val_idx])
+        return by_row, held_out
 
-            def validation_fn():
-                with torch.no_grad():
-                    pred = predict(v_rows, v_cols)
-                    if quantiser is not None:
-                        pred = quantiser.hard(pred)
-                    return float(torch.mean((pred - v_vals) ** 2))
-
+    def _train(self, objective, params, batch, gen):
+        """Adam on mini-batches of the training entries; exports the history."""
+        held_out = objective.held_out
+        callbacks = []
+        if held_out is not None and held_out[0].numel() >= _LR_MIN_HELD_OUT:
+            callbacks.append(
+                HalveOnPlateau(
+                    tol=self.tol,
+                    patience=max(1, self.n_iter_no_change // _LR_PATIENCE_DIV),
+                    halvings=_LR_HALVINGS,
+                )
+            )
+        quantiser = objective.quantiser
         result = train(
             params,
-            loss_fn,
-            n_samples=n_train,
+            objective.loss,
+            n_samples=objective.train[0].numel(),
             batch_size=batch,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -651,41 +625,17 @@ class DMFImputer(GradientTrainedImputer):
             optimizer="adam",
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
-            validation_fn=validation_fn,
-            on_epoch_start=on_epoch_start,
+            validation_fn=None if held_out is None else objective.validation,
+            on_epoch_start=objective.on_epoch_start,
             status_fn=None if quantiser is None else quantiser.status,
             verbose=self.verbose,
             desc="DMFImputer",
-            callbacks=[]
-            if validation_fn is None or val_idx.numel() < _LR_MIN_HELD_OUT
-            else [
-                HalveOnPlateau(
-                    tol=self.tol,
-                    patience=max(1, self.n_iter_no_change // _LR_PATIENCE_DIV),
-                    halvings=_LR_HALVINGS,
-                )
-            ],
+            callbacks=callbacks,
         )
         result.export(self)
-        # the best epoch's model on the held-out entries, which are none of
-        # its inputs (the final factors below see them)
-        with torch.no_grad():
-            held_pred = None if validation_fn is None else predict(v_rows, v_cols)
-        self._fit_blend(
-            vals,
-            cols,
-            n_cols,
-            held_pred,
-            None if validation_fn is None else (v_cols, v_vals),
-        )
-        held_pred = None
-        # the training state goes before the final encoding (memory peak)
-        # (the closures above hold these names: rebound, not deleted)
-        row_side = col_side = by_row = params = None
-        t_rows = t_cols = t_vals = train_idx = val_idx = None
-        trim_heap(n_obs)  # the training's freed pages, before the encodings
 
-        self._encode_observed(rows, cols, vals, shape)
+    def _store_levels(self, levels, quantiser):
+        """DMF-D's fitted levels and boundaries (None for DMF)."""
         self.levels_ = levels
         self.boundaries_ = None
         self._scaled_levels = None
@@ -695,88 +645,10 @@ class DMFImputer(GradientTrainedImputer):
             self._scaled_levels = quantiser.levels_np
             self._scaled_boundaries = b
             self.boundaries_ = b * self._scale_factor[0] + self._scale_shift[0]
-        return None
-
-    def _build_branches(self, hidden, shape, dtype, device):
-        """The row and column branches (``row_branch_``, ``col_branch_``).
-
-        Returns their parameters and the weights that ``alpha`` penalises.
-        """
-        n_rows, n_cols = shape
-        sizes = hidden + [int(self.latent_dim)]
-        init = fit_generator()
-        self.row_branch_ = _Branch(
-            n_cols,
-            sizes,
-            self.activation,
-            dtype,
-            init,
-            _n_project(n_cols, n_rows, sizes[0]),
-        )
-        self.col_branch_ = _Branch(
-            n_rows,
-            sizes,
-            self.activation,
-            dtype,
-            init,
-            _n_project(n_rows, n_cols, sizes[0]),
-        )
-        self.row_branch_.to(device)
-        self.col_branch_.to(device)
-        params = list(self.row_branch_.parameters()) + list(
-            self.col_branch_.parameters()
-        )
-        penalised = self.row_branch_.weights() + self.col_branch_.weights()
-        return params, penalised
-
-    def _build_sides(self, by_row, t_rows, shape, batch):
-        """The first layers of both branches on the training entries.
-
-        ``by_row``: the training entries grouped by row (``t_rows``: the row
-        of each, in that order). A side whose
-        mini-batches would touch too many entries is cached (see
-        :class:`~sklearn_mc._dmf_side._Side`).
-        """
-        n_rows, n_cols = shape
-        t_cols, t_vals = by_row.indices, by_row.values
-        n_train = t_rows.numel()
-
-        def cache_interval(counts):
-            cost = _touched_entries(to_numpy(counts), n_train, batch)
-            budget = _CACHE_FACTOR * batch * max(int(self.latent_dim), 64)
-            if batch < n_train and cost > budget:
-                steps = math.ceil(n_train / batch)
-                return max(
-                    math.ceil(n_train / budget), math.ceil(steps / _MAX_REFRESHES)
-                )
-            return 0
-
-        intervals = (
-            cache_interval(by_row.indptr[1:] - by_row.indptr[:-1]),
-            cache_interval(torch.bincount(t_cols, minlength=n_cols)),
-        )
-        # the entries grouped by column are needed by an unprojected column
-        # side and by a cached row side (its delayed gradient); a projected
-        # column side (a tall table's) reads the triplets once
-        col_projected = self.col_branch_.projection is not None
-        by_col = None
-        if not col_projected or (intervals[0] and self.row_branch_.projection is None):
-            by_col = _Sparse(t_cols, t_rows, t_vals, n_cols)
-        row_side = _Side(self.row_branch_, by_row, n_rows, intervals[0], by_col)
-        col_side = _Side(
-            self.col_branch_,
-            by_col,
-            n_cols,
-            intervals[1],
-            by_row,
-            triplets=(t_cols, t_rows, t_vals),
-        )
-        self._cache_intervals = (row_side.interval, col_side.interval)
-        return row_side, col_side
 
     @torch.no_grad()
     def _encode_observed(self, rows, cols, vals, shape):
-        """``row_factors_`` and ``col_factors_`` from every observed entry.
+        """``row_factors_`` and ``column_factors_`` from every observed entry.
 
         From now on every observed entry is an input, as for new data; one
         side at a time, as a CSR product (no copy of the entries' indices).
@@ -788,43 +660,20 @@ class DMFImputer(GradientTrainedImputer):
         V = self.col_branch_.forward_csr(_csr(full, n_cols, n_rows))
         del full
         self.row_factors_ = to_numpy(U).astype(np.float64, copy=False)
-        self.col_factors_ = to_numpy(V).astype(np.float64, copy=False)
+        self.column_factors_ = to_numpy(V).astype(np.float64, copy=False)
 
-    def _fit_own_scaling(self, values, cols, n_cols, levels):
-        """Map the observed ``values`` (in columns ``cols``) onto [-1, 1].
+    def _scaling_statistics(self, values, cols, n_cols):
+        """DMF's map of each column onto [-1, 1], the cosine's range.
 
-        The base class leaves ``X`` unscaled (``_scaling = "none"``) because
-        the map depends on ``scaling`` and ``levels``: the paper's is one
-        affine map of the rating range [α, β] onto [-1, 1] ("global"); tables
-        whose columns have different units need one map per column. Working
-        on the observed entries alone keeps the fit free of dense copies.
+        The base's hook: it scales the entries by these statistics and
+        unscales the completion. The map depends on ``scaling`` and
+        ``levels`` (:func:`~sklearn_mc._dmf_scaling.range_scaling`).
         """
-        lo = np.full(n_cols, np.inf)
-        hi = np.full(n_cols, -np.inf)
-        np.minimum.at(lo, cols, values)
-        np.maximum.at(hi, cols, values)
-        kind = self.scaling
-        if kind == "auto":
-            kind = "global" if levels is not None or _common_scale(lo, hi) else "column"
-        if levels is not None and kind == "column":
-            raise ValueError(
-                "levels are shared by all columns, so they need scaling='global' "
-                "(or 'auto'), not 'column'."
-            )
-        if kind == "global":
-            lo, hi = np.full_like(lo, lo.min()), np.full_like(hi, hi.max())
-            if levels is not None:
-                # the end levels must be reachable even if nobody used them
-                lo, hi = np.minimum(lo, levels[0]), np.maximum(hi, levels[-1])
-        half = (hi - lo) / 2
-        ok = half > 0
-        # a constant column gets the typical spread, so that the cosine's
-        # range still means something in its units
-        self._default_half = float(np.median(half[ok])) if ok.any() else 1.0
-        half[~ok] = self._default_half
-        self.scaling_ = kind
-        self._scale_shift, self._scale_factor = (hi + lo) / 2, half
-        return (values - self._scale_shift[cols]) / self._scale_factor[cols]
+        levels = None if self.levels is None else _check_levels(self.levels)
+        fitted = range_scaling(values, cols, n_cols, self.scaling, levels)
+        self.scaling_ = fitted.kind
+        self._default_half = fitted.default_half
+        return fitted.shift, fitted.half
 
     def _fit_blend(self, vals, cols, n_cols, pred, held_out):
         """Per-column weights of the network against the column mean.
@@ -872,14 +721,14 @@ class DMFImputer(GradientTrainedImputer):
 
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
-        V = to_tensor(self.col_factors_, self._device)
+        V = to_tensor(self.column_factors_, self._device)
         return self._output(self._encode(self.row_branch_, X, mask), V)
 
     def _run_transform(self, X, mask):
         trim_heap(mask.size)  # the fit's freed pages, before the output's
         # X unscaled: scaled and masked chunk by chunk in _encode, the same
         # numbers as the base's (elementwise), without two dense copies of X
-        V = to_tensor(self.col_factors_, self._device)
+        V = to_tensor(self.column_factors_, self._device)
         with torch.no_grad():
             return self._output(self._encode(self.row_branch_, X, mask, True), V)
 
@@ -948,6 +797,24 @@ class DMFImputer(GradientTrainedImputer):
         edges = (self.levels_[1:] + self.levels_[:-1]) / 2
         return self.levels_[np.searchsorted(edges, values)]
 
+    @property
+    def col_factors_(self):
+        """Deprecated alias of ``column_factors_`` (the name before 0.2)."""
+        factors = self.column_factors_  # AttributeError before fit, no warning
+        warnings.warn(
+            "col_factors_ was renamed column_factors_; the old name will be "
+            "removed in a later release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return factors
+
+    def __setstate__(self, state):
+        # a model pickled before the rename stores col_factors_
+        if "col_factors_" in state:
+            state["column_factors_"] = state.pop("col_factors_")
+        super().__setstate__(state)
+
     # ------------------------------------------------------------- complete
     def complete(self, X_new_rows=None, X_new_cols=None, X_new_both=None):
         """Complete new rows, new columns and their crossing without retraining.
@@ -981,84 +848,4 @@ class DMFImputer(GradientTrainedImputer):
             Observed entries are kept; with ``levels`` every other entry is a
             level.
         """
-        check_is_fitted(self)
-        if X_new_both is not None and (X_new_rows is None or X_new_cols is None):
-            raise ValueError("X_new_both needs both X_new_rows and X_new_cols.")
-        U_new = V_new = rows_out = cols_out = both_out = None
-        with torch.no_grad():
-            if X_new_rows is not None:
-                X = self._validate_input(X_new_rows, reset=False)[:, self._valid_mask]
-                mask = ~np.isnan(X)
-                U_new = self._encode(self.row_branch_, X, mask, scale=True)
-                V = to_tensor(self.col_factors_, U_new.device)
-                rows_out = self._finish(X, mask, self._output(U_new, V))
-            if X_new_cols is not None:
-                Y = self._check_new(X_new_cols, "X_new_cols")
-                n_train = self.row_factors_.shape[0]
-                if Y.shape[0] != n_train:
-                    raise ValueError(
-                        f"X_new_cols has {Y.shape[0]} rows; it must hold the new "
-                        f"columns over the {n_train} training rows (in their order)."
-                    )
-                mask = ~np.isnan(Y)
-                shift, factor = self._new_column_scaling(Y, mask)
-                V_new = self._encode(
-                    self.col_branch_, np.where(mask, (Y - shift) / factor, 0).T
-                )
-                U = to_tensor(self.row_factors_, V_new.device)
-                out = self._output(U, V_new, blend=False)
-                cols_out = self._finish_block(Y, mask, out, shift, factor)
-            if U_new is not None and V_new is not None:
-                shape = (U_new.shape[0], V_new.shape[0])
-                if X_new_both is None:
-                    Z = np.full(shape, np.nan)
-                else:
-                    Z = self._check_new(X_new_both, "X_new_both")
-                    if Z.shape != shape:
-                        raise ValueError(
-                            f"X_new_both has shape {Z.shape}, expected {shape} "
-                            "(new rows x new columns)."
-                        )
-                out = self._output(U_new, V_new, blend=False)
-                both_out = self._finish_block(Z, ~np.isnan(Z), out, shift, factor)
-        return DMFCompletion(rows_out, cols_out, both_out)
-
-    def _check_new(self, X, name):
-        X = check_array(
-            X,
-            dtype=np.float64,
-            ensure_all_finite="allow-nan" if _is_nan(self.missing_values) else True,
-            copy=True,
-            input_name=name,
-        )
-        if not _is_nan(self.missing_values):
-            X[X == self.missing_values] = np.nan
-        return X
-
-    def _new_column_scaling(self, Y, mask):
-        """Shift and factor of new columns, by the rule of the training ones."""
-        n_new = Y.shape[1]
-        if self.scaling_ == "global":
-            return (
-                np.full(n_new, self._scale_shift[0]),
-                np.full(n_new, self._scale_factor[0]),
-            )
-        # "column": a new column's own observed range, as at fit time
-        seen = mask.any(axis=0)
-        lo = np.where(mask, Y, np.inf).min(axis=0)
-        hi = np.where(mask, Y, -np.inf).max(axis=0)
-        shift = np.where(seen, (hi + lo) / 2, np.median(self._scale_shift))
-        half = np.where(seen, (hi - lo) / 2, 0.0)
-        half[~(half > 0)] = self._default_half
-        return shift, half
-
-    def _finish_block(self, X, mask, completion, shift, factor):
-        out = completion * factor + shift
-        if self.levels_ is not None:
-            out = self._snap(out)
-        out[mask] = X[mask]
-        if not np.isfinite(out).all():
-            raise RuntimeError(
-                "DMFImputer produced non-finite values for missing entries."
-            )
-        return out
+        return complete_blocks(self, X_new_rows, X_new_cols, X_new_both)

@@ -5,7 +5,8 @@ each branch is a fully connected network from a (sparse) row or column vector
 to a latent factor. This module holds that network (:class:`_Branch`, with its
 optional fixed random projection, :func:`_n_project`), the observed entries
 grouped by row or by column (:class:`_Sparse`, :func:`_by_column`) and their
-zero-copy CSR view (:func:`_csr`).
+zero-copy CSR view (:func:`_csr`), and :func:`build_branches`, the pair of
+branches a fit trains.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._torch import linear
+from ._torch import fit_generator, linear
 
 
 class _Branch(torch.nn.Module):
@@ -207,3 +208,25 @@ def _n_project(n_inputs: int, n_vectors: int, width: int) -> int:
     if n_vectors <= width and n_inputs > _PROJECT_FACTOR * width:
         return width
     return 0
+
+
+def build_branches(hidden, latent_dim, activation, shape, dtype, device):
+    """The row and the column branch of a ``shape`` matrix, on ``device``.
+
+    Both have the hidden widths ``hidden`` and end in ``latent_dim`` units;
+    their weights are drawn from the fit's generator, row branch first.
+    """
+    n_rows, n_cols = shape
+    sizes = list(hidden) + [int(latent_dim)]
+    init = fit_generator()
+    branches = (
+        _Branch(
+            n_cols, sizes, activation, dtype, init, _n_project(n_cols, n_rows, sizes[0])
+        ),
+        _Branch(
+            n_rows, sizes, activation, dtype, init, _n_project(n_rows, n_cols, sizes[0])
+        ),
+    )
+    for branch in branches:
+        branch.to(device)
+    return branches

@@ -1,10 +1,8 @@
-"""The discrete variant DMF-D: its smooth quantiser and the scaling check.
+"""The discrete variant DMF-D: its smooth quantiser.
 
 Nguyen, Tsiligianni and Deligiannis, "Matrix Factorization via Deep Learning":
 DMF-D passes the cosine through a smooth quantiser onto the known levels
-(:class:`_Quantiser`, the paper's eq. 4). :func:`_common_scale` tells whether
-the columns share one scale (ratings, pixels), which decides the scaling of a
-table without levels.
+(:class:`_Quantiser`, the paper's eq. 4).
 """
 
 from __future__ import annotations
@@ -13,20 +11,6 @@ import numpy as np
 import torch
 
 from ._torch import compute_dtype, to_tensor
-
-
-def _common_scale(lo, hi) -> bool:
-    """Whether the columns look like one scale (ratings, pixels) or mixed units.
-
-    Shared scale: the typical column spans at least half of the overall range.
-    Columns with a single observed value say nothing and are left out.
-    """
-    spread = hi - lo
-    informative = spread > 0
-    if not informative.any():
-        return True
-    total = hi.max() - lo.min()
-    return bool(np.median(spread[informative]) >= 0.5 * total)
 
 
 class _Quantiser:

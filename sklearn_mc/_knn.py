@@ -103,8 +103,8 @@ class KNNImputer(BaseMatrixImputer):
         donors; every training row is still completed. Time grows with
         ``n_rows × max_donors`` instead of ``n_rows²``; the neighbours are
         then the nearest among the drawn rows, which costs accuracy where
-        neighbours are sparse (see Notes for measured figures). None: every
-        training row is a donor (the exact method).
+        neighbours are sparse (measured figures on the method page,
+        :ref:`knn`). None: every training row is a donor (the exact method).
     missing_values : float, default=np.nan
         Marker of the missing entries.
     keep_empty_features : bool, default=False
@@ -234,27 +234,17 @@ class KNNImputer(BaseMatrixImputer):
     ``working_memory`` is ``sklearn.get_config()["working_memory"]`` MiB.
     The peak extra memory of ``fit_transform`` on dense tables is thus about
     ``4 × X + 3 ×`` the training data ``+ 100 MiB`` at most, which is below
-    ``10 × X`` from about 40 MB of X on. Measured with
-    ``benchmarks/bench_knn.py --large``: 5.0 × X (191 MiB) on 100,000 × 50
-    with ``max_donors=10_000``; 13.5 × X (103 MiB) on 20,000 × 50 exact,
-    where the fixed chunk size dominates; and, separately, 8.7 × X (347 MB)
-    over the first 75 s (the candidate phase) of the exact method on
-    100,000 × 50. With ``axis="features"``,
+    ``10 × X`` from about 40 MB of X on (on smaller X the fixed chunk size
+    dominates the ratio). With ``axis="features"``,
     ``chunk_rows × 4 n_features × 8 bytes ≤ working_memory``.
 
     **Time.** It is dominated by the distance products, ``O(n_rows × n_train
-    × n_features)``. On 100,000 × 50 (rank 5 plus noise, 20 % missing,
-    ``benchmarks/bench_knn.py --large``) ``max_donors=10_000`` took 32 s of
-    CPU time on one thread (93 s wall on a machine shared at a load of 7);
-    the exact method, extrapolated from 9.1-12.5 s of CPU time on 20,000
-    rows, needs about 230-310 s of CPU time. The approximation's cost, measured
-    on 20,000 × 50 where the exact method runs: RMSE on the hidden entries
-    0.361 exact, 0.417 with ``max_donors=10_000`` (half the rows), 0.584
-    with ``max_donors=2_000`` (the 10 % that 10,000 donors are of 100,000
-    rows); on 100,000 rows, 10,000 donors gave 0.400. Neighbour averages
-    improve with the density of donors, so subsampling them costs accuracy
-    in proportion: use it when the exact method is out of reach, with as
-    many donors as time allows.
+    × n_features)``, or ``O(n_rows × max_donors × n_features)`` with
+    ``max_donors``. Neighbour averages improve with the density of donors,
+    so subsampling them costs accuracy in proportion: use it when the exact
+    method is out of reach, with as many donors as time allows. Measured
+    memory, times and the approximation's cost are on the method page
+    (:ref:`knn`).
 
     Examples
     --------
@@ -274,6 +264,16 @@ class KNNImputer(BaseMatrixImputer):
 
     _cli_name = "knn"
     _summary = "nan-euclidean k nearest neighbours (no model, any table)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 20
+    _fast_params: dict = {}
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        # All pairs of rows (or of columns), each over the other axis.
+        if params.get("axis", "samples") == "samples":
+            return 0.05 + 1.5e-9 * n_rows * n_rows * n_cols
+        return 0.05 + 1.5e-9 * n_cols * n_cols * n_rows
 
     _parameter_constraints: dict = {
         **BaseMatrixImputer._parameter_constraints,

@@ -126,10 +126,9 @@ class MLPImputer(GradientTrainedImputer):
     ``transform`` run in chunks of 4096 rows. Bound: the base class's scaled
     copy of ``X`` (8 bytes per entry), its float32 copy on the device (4),
     the masks (a few bytes) and the completion (8, twice at the end), about
-    4 × X in all plus the network; measured (peak resident memory above the
-    input, ``benchmarks/bench_memory.py``): 138 MB, 3.6 × X, on 100,000 ×
-    50 with 20 % missing (X = 38 MB), was 213 MB (5.6 × X). Time per epoch
-    is ``O(n_samples * n_features * width + n_samples * width**2)``.
+    4 × X in all plus the network (measured figures on the method page,
+    :ref:`mlp`). Time per epoch is
+    ``O(n_samples * n_features * width + n_samples * width**2)``.
 
     Examples
     --------
@@ -149,6 +148,16 @@ class MLPImputer(GradientTrainedImputer):
 
     _cli_name = "mlp"
     _summary = "autoencoder-style MLP, inductive (tables, new rows)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 60
+    _fast_params: dict = {"max_iter": 50}
+    _iterative = True
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        from ._registry import _iters
+
+        return _iters(params, 500) * (1e-2 + 2e-4 * n_rows * (1 + n_cols / 100))
 
     _parameter_constraints: dict = {
         **GradientTrainedImputer._parameter_constraints,

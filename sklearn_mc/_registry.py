@@ -1,41 +1,73 @@
 """The package's imputers, by short name: discovery, a static index and costs.
 
-Each imputer class names itself with two class attributes, ``_cli_name`` (the
-``sklearn-mc impute --method`` name) and ``_summary`` (one line of "when to
-use it"). :func:`all_imputers` finds the classes the way scikit-learn's
+Everything the command line needs to know about an imputer is declared in its
+own class, so adding one means writing the class and exporting it from
+``sklearn_mc/__init__.py``; this module holds no per-method table. The class
+attributes, all optional and all read without instantiating the class:
+
+``_cli_name`` and ``_summary``
+    The ``sklearn-mc impute --method`` name and one line of "when to use it".
+    Literals, read with :func:`vars`: a subclass names itself, it does not
+    inherit its parent's name. Without ``_cli_name`` a class is named after
+    itself (``MedianImputer`` -> ``median``); without ``_summary`` its line
+    in ``--help`` is empty.
+``_cli_order``
+    A number that places the method in the listings (``--help``,
+    ``sklearn-mc methods``, the docs); classes without one follow, by name.
+``_fast_params``
+    A dict of settings that fit in seconds on a small table (fewer
+    iterations), applied on top of the defaults by ``sklearn-mc evaluate
+    --fast`` and by the tests; see :func:`fast_params`.
+``_fit_cost(params, n_rows, n_cols, n_observed)``
+    A static method: a rough upper estimate of the seconds a fit with
+    ``params`` takes on CPU; see :func:`estimate_fit_seconds`.
+``_iterative``
+    True when that cost is proportional to ``max_iter`` (an iteration cap),
+    so that the command line can suggest a smaller ``max_iter`` for a slow
+    fit.
+
+:func:`all_imputers` finds the classes the way scikit-learn's
 ``all_estimators`` does: it walks ``sklearn_mc.__all__`` and keeps the
 :class:`~sklearn_mc._base.BaseMatrixImputer` subclasses. That imports them,
-and so torch.
+and so torch. ``sklearn-mc --help`` must answer without importing torch, so
+:data:`METHODS` (computed on first use) reads the same names and summaries
+from the source instead: it parses ``sklearn_mc/__init__.py`` (``__all__``
+and the ``_LAZY_ATTRS`` map from exported name to module) and each mapped
+module with :mod:`ast`, following the base classes through the package's
+imports to tell imputers from other exports. ``tests/test_registry.py``
+checks that it equals what :func:`all_imputers` discovers.
 
-``sklearn-mc --help`` must answer without importing torch, so the module also
-holds :data:`METHODS`, a static copy of the names and summaries;
-``tests/test_registry.py`` checks that it equals what :func:`all_imputers`
-discovers, so the two cannot drift apart silently.
-
-:func:`estimate_fit_seconds` is a rough per-method cost model (seconds per
-iteration as a function of the table's shape, times the iteration cap), used
-by the command line to warn before a fit that may take minutes. Its constants
-were measured with one torch thread on a shared two-core machine, so it errs
-on the slow side, and it counts ``max_iter`` iterations although early
-stopping often ends a fit sooner: it is an upper estimate, not a promise.
+The cost models' constants were measured with one torch thread on a shared
+two-core machine, so they err on the slow side, and they count ``max_iter``
+iterations although early stopping often ends a fit sooner: an estimate is an
+upper one, not a promise.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import inspect
 import math
 from dataclasses import dataclass
 
 __all__ = [
-    "FAST_PARAMS",
-    "ITERATIVE",
     "METHODS",
     "MethodInfo",
     "all_imputers",
     "estimate_fit_seconds",
+    "fast_params",
     "get_imputer",
+    "is_iterative",
     "normalise_name",
 ]
+
+_PACKAGE = __name__.rpartition(".")[0]
+#: the class every imputer derives from, as (module, class name).
+_ROOT = (f"{_PACKAGE}._base", "BaseMatrixImputer")
+#: the class attributes the static index reads.
+_INDEX_ATTRS = frozenset({"_cli_name", "_summary", "_cli_order"})
 
 
 @dataclass(frozen=True)
@@ -57,72 +89,20 @@ class MethodInfo:
     summary: str
 
 
-#: Static index of the methods, in the order the command line lists them.
-#: Must equal the class attributes (checked by ``tests/test_registry.py``).
-METHODS: tuple[MethodInfo, ...] = (
-    MethodInfo(
-        "svd",
-        "SVDImputer",
-        "iterative truncated SVD / SoftImpute (fast, needs a rank or picks one)",
-    ),
-    MethodInfo(
-        "knn", "KNNImputer", "nan-euclidean k nearest neighbours (no model, any table)"
-    ),
-    MethodInfo(
-        "sgd-mf",
-        "SGDMFImputer",
-        "matrix factorisation by SGD on observed entries (ratings)",
-    ),
-    MethodInfo(
-        "deep-mf",
-        "DeepMFImputer",
-        "deep linear factorisation, implicit low-rank bias (images)",
-    ),
-    MethodInfo(
-        "air-net",
-        "AIRNetImputer",
-        "deep factorisation + learned Laplacian regularisers (images)",
-    ),
-    MethodInfo(
-        "mlp", "MLPImputer", "autoencoder-style MLP, inductive (tables, new rows)"
-    ),
-    MethodInfo(
-        "dmf",
-        "DMFImputer",
-        "two-branch deep MF, cosine output (ratings, new users/items)",
-    ),
-    MethodInfo(
-        "chained",
-        "ChainedImputer",
-        "chained equations, regressor chosen per column (tables, new rows)",
-    ),
-)
-
-#: Settings that make each method's fit take seconds on a small table (fewer
-#: iterations; used by ``sklearn-mc evaluate --fast`` and by the tests of the
-#: command line). Keyed by ``--method`` name; applied on top of the defaults.
-FAST_PARAMS: dict[str, dict] = {
-    "svd": {"max_iter": 100},
-    "knn": {},
-    "sgd-mf": {"max_iter": 50},
-    "deep-mf": {"learning_rate": 1e-2, "max_iter": 500},
-    "air-net": {"learning_rate": 1e-2, "max_iter": 300},
-    "mlp": {"max_iter": 50},
-    "dmf": {"max_iter": 10},
-    "chained": {"n_folds": 1},
-}
-
-
 def normalise_name(name: str) -> str:
     """``"SGD_MF"`` -> ``"sgd-mf"``: the spelling method names are compared in."""
     return name.strip().lower().replace("_", "-")
 
 
-def _default_cli_name(cls: type) -> str:
-    name = cls.__name__
-    if name.endswith("Imputer"):
-        name = name[: -len("Imputer")]
-    return normalise_name(name)
+def _default_cli_name(class_name: str) -> str:
+    if class_name.endswith("Imputer"):
+        class_name = class_name[: -len("Imputer")]
+    return normalise_name(class_name)
+
+
+def _listing_key(order, name: str) -> tuple:
+    # One rule for the discovered classes and the static index alike.
+    return (order if isinstance(order, int | float) else math.inf, name)
 
 
 def all_imputers() -> list[tuple[str, type]]:
@@ -131,8 +111,8 @@ def all_imputers() -> list[tuple[str, type]]:
     Discovered from ``sklearn_mc.__all__`` (this imports the classes, hence
     torch): every exported :class:`~sklearn_mc._base.BaseMatrixImputer`
     subclass, named by its ``_cli_name`` attribute (or, for a class that has
-    none, its class name without ``Imputer``, lower case). Ordered as
-    :data:`METHODS`, then any other class by name.
+    none, its class name without ``Imputer``, lower case). Ordered by the
+    classes' ``_cli_order``, then any class without one by name.
 
     Returns
     -------
@@ -148,11 +128,10 @@ def all_imputers() -> list[tuple[str, type]]:
         if inspect.isclass(obj) and issubclass(obj, BaseMatrixImputer):
             # ``vars``, not ``getattr``: a subclass must name itself, not
             # inherit its parent's name.
-            name = vars(obj).get("_cli_name") or _default_cli_name(obj)
-            found.append((name, obj))
-    order = {info.name: k for k, info in enumerate(METHODS)}
-    found.sort(key=lambda item: (order.get(item[0], len(order)), item[0]))
-    return found
+            own = vars(obj)
+            name = own.get("_cli_name") or _default_cli_name(obj.__name__)
+            found.append((_listing_key(own.get("_cli_order"), name), name, obj))
+    return [(name, obj) for _, name, obj in sorted(found, key=lambda f: f[0])]
 
 
 def get_imputer(name: str) -> type:
@@ -182,71 +161,154 @@ def get_imputer(name: str) -> type:
     raise ValueError(f"unknown method {name!r}; choose one of: {names}")
 
 
+def fast_params(imputer: str | type) -> dict:
+    """The settings that make a fit take seconds on a small table.
+
+    Parameters
+    ----------
+    imputer : str or type
+        A ``--method`` name, a class name or an imputer class.
+
+    Returns
+    -------
+    params : dict
+        A copy of the class's ``_fast_params`` (empty without one), to apply
+        on top of the defaults.
+    """
+    cls = get_imputer(imputer) if isinstance(imputer, str) else imputer
+    return dict(getattr(cls, "_fast_params", {}))
+
+
+# --------------------------------------------------- static index from source
+@functools.cache
+def _parse(module: str) -> tuple[ast.Module, str]:
+    """The syntax tree of ``module`` (not executed) and its package."""
+    spec = importlib.util.find_spec(module)
+    source = spec.loader.get_source(module) if spec and spec.loader else None
+    if source is None:
+        raise LookupError(f"no source for {module}: cannot index the methods")
+    package = module if spec.submodule_search_locations else spec.parent
+    return ast.parse(source, filename=spec.origin), package
+
+
+def _literals(body: list[ast.stmt], names: frozenset, where: str) -> dict:
+    """The values of the plain assignments ``NAME = literal`` in ``body``."""
+    found = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in names:
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    raise ValueError(
+                        f"{where}.{target.id} must be a literal: the method index "
+                        "reads it from the source, without importing"
+                    ) from None
+    return found
+
+
+def _find_class(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
+    """Where the name ``name`` of ``module`` is defined as a class, if it is.
+
+    Follows ``from ... import`` within the package; a name bound any other
+    way (or imported from outside the package) is not found.
+    """
+    tree, package = _parse(module)
+    found = None  # the last binding wins, as when the module runs
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef) and stmt.name == name:
+            found = stmt
+        elif isinstance(stmt, ast.ImportFrom):
+            for alias in stmt.names:
+                if (alias.asname or alias.name) == name:
+                    origin = "." * stmt.level + (stmt.module or "")
+                    found = (importlib.util.resolve_name(origin, package), alias.name)
+    if isinstance(found, ast.ClassDef):
+        return module, found
+    if found is None or found[0].partition(".")[0] != _PACKAGE:
+        return None
+    return _find_class(*found)
+
+
+def _is_imputer(module: str, node: ast.ClassDef, seen: frozenset = frozenset()) -> bool:
+    """Whether the class derives from ``BaseMatrixImputer`` (by its source)."""
+    key = (module, node.name)
+    if key == _ROOT:
+        return True
+    if key in seen:
+        return False
+    for base in node.bases:
+        found = _find_class(module, base.id) if isinstance(base, ast.Name) else None
+        if found and _is_imputer(*found, seen | {key}):
+            return True
+    return False
+
+
+def _index_from_source() -> tuple[MethodInfo, ...]:
+    """:data:`METHODS`, read from the package's source without importing it."""
+    tree, _ = _parse(_PACKAGE)
+    exports = _literals(tree.body, frozenset({"__all__", "_LAZY_ATTRS"}), _PACKAGE)
+    lazy = exports.get("_LAZY_ATTRS", {})
+    found = []
+    for attr in exports.get("__all__", []):
+        module = importlib.util.resolve_name(lazy.get(attr, "."), _PACKAGE)
+        hit = _find_class(module, attr)
+        if hit is None or not _is_imputer(*hit):
+            continue  # not a class (``__version__``) or not an imputer
+        module, node = hit
+        own = _literals(node.body, _INDEX_ATTRS, f"{module}.{node.name}")
+        name = own.get("_cli_name") or _default_cli_name(node.name)
+        info = MethodInfo(name, node.name, own.get("_summary", ""))
+        found.append((_listing_key(own.get("_cli_order"), name), info))
+    return tuple(info for _, info in sorted(found, key=lambda f: f[0]))
+
+
+def __getattr__(name: str):
+    # METHODS is computed on first use: the estimator modules import this one
+    # (for ``_iters``) and need not pay for parsing the package.
+    if name == "METHODS":
+        value = _index_from_source()
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: METHODS: tuple of MethodInfo
+#:     The methods, in the order the command line lists them: the names,
+#:     classes and summaries of :func:`all_imputers`, read from the source.
+METHODS: tuple[MethodInfo, ...]
+
+
 # ----------------------------------------------------------------- cost model
 def _iters(params: dict, default: int = 1) -> int:
+    """``params["max_iter"]``, or ``default`` when that is not a positive number.
+
+    For the classes' ``_fit_cost``: the parameters are read before the
+    estimator validates them.
+    """
     value = params.get("max_iter", default)
     return int(value) if isinstance(value, int | float) and value > 0 else default
 
 
-def _cost_svd(p: dict, m: int, n: int, n_obs: int) -> float:
-    # rank='auto' fits several candidate ranks on a hold-out first.
-    search = 5.0 if p.get("rank", "auto") == "auto" else 1.0
-    return search * _iters(p, 500) * (5e-3 + 1.4e-6 * m * n)
+def is_iterative(imputer) -> bool:
+    """Whether an imputer's fit cost is proportional to its ``max_iter``.
 
+    Parameters
+    ----------
+    imputer : type or BaseMatrixImputer
+        An imputer class or instance (its ``_iterative`` attribute).
 
-def _cost_knn(p: dict, m: int, n: int, n_obs: int) -> float:
-    # All pairs of rows (or of columns), each over the other axis.
-    if p.get("axis", "samples") == "samples":
-        return 0.05 + 1.5e-9 * m * m * n
-    return 0.05 + 1.5e-9 * n * n * m
-
-
-def _cost_sgd_mf(p: dict, m: int, n: int, n_obs: int) -> float:
-    return _iters(p, 1000) * (1.5e-2 + 3e-6 * n_obs)
-
-
-def _cost_deep_mf(p: dict, m: int, n: int, n_obs: int) -> float:
-    return _iters(p, 10000) * (5e-3 + 4e-7 * m * n)
-
-
-def _cost_air_net(p: dict, m: int, n: int, n_obs: int) -> float:
-    # The learned row and column Laplacians make a step cost m^2 + n^2.
-    cap = p.get("max_laplacian_size", 2000)
-    cap = cap if isinstance(cap, int) else 2000
-    rows, cols = min(m, cap), min(n, cap)
-    return _iters(p, 10000) * (1e-2 + 4e-7 * m * n + 4e-7 * (rows**2 + cols**2))
-
-
-def _cost_mlp(p: dict, m: int, n: int, n_obs: int) -> float:
-    return _iters(p, 500) * (1e-2 + 2e-4 * m * (1 + n / 100))
-
-
-def _cost_dmf(p: dict, m: int, n: int, n_obs: int) -> float:
-    # Each mini-batch encodes whole rows and columns: an epoch grows as m^2 n.
-    return _iters(p, 200) * (5e-2 + 5e-7 * m * m * n)
-
-
-def _cost_chained(p: dict, m: int, n: int, n_obs: int) -> float:
-    # One set of per-column regressors per fold and one for the final fit.
-    cap = p.get("max_fit_rows", 5000)
-    rows = min(m, cap if isinstance(cap, int) else 5000)
-    folds = p.get("n_folds", 3)
-    folds = folds if isinstance(folds, int) else 3
-    return 5.0 + n * (1.0 + 1e-3 * rows) * (folds + 1) / 4
-
-
-_COSTS = {
-    "svd": _cost_svd,
-    "knn": _cost_knn,
-    "sgd-mf": _cost_sgd_mf,
-    "deep-mf": _cost_deep_mf,
-    "air-net": _cost_air_net,
-    "mlp": _cost_mlp,
-    "dmf": _cost_dmf,
-    "chained": _cost_chained,
-}
-#: methods whose cost is proportional to ``max_iter`` (an iteration cap).
-ITERATIVE = frozenset({"svd", "sgd-mf", "deep-mf", "air-net", "mlp", "dmf"})
+    Returns
+    -------
+    iterative : bool
+    """
+    return bool(getattr(imputer, "_iterative", False))
 
 
 def estimate_fit_seconds(
@@ -266,8 +328,9 @@ def estimate_fit_seconds(
     Returns
     -------
     seconds : float or None
-        The estimate, counting ``max_iter`` iterations (early stopping often
-        ends sooner); None for a class without a cost model.
+        The estimate of the class's ``_fit_cost``, counting ``max_iter``
+        iterations (early stopping often ends sooner); None for a class
+        without a cost model.
 
     Examples
     --------
@@ -275,8 +338,7 @@ def estimate_fit_seconds(
     >>> estimate_fit_seconds(AIRNetImputer(), 600, 10) > 600
     True
     """
-    name = vars(type(estimator)).get("_cli_name")
-    cost = _COSTS.get(name)
+    cost = getattr(type(estimator), "_fit_cost", None)
     if cost is None:
         return None
     n_observed = n_rows * n_cols if n_observed is None else n_observed

@@ -1,7 +1,8 @@
 """Matrix factorisation by stochastic gradients on the observed entries (Funk-SVD).
 
-The estimator; the factorisation's parameters are in ``_sgd_mf_factors`` and
-the penalty path with its stopping rules in ``_sgd_mf_path``.
+The estimator; the factorisation's parameters and the fold-in of new rows are
+in ``_sgd_mf_factors``, the penalty path with its start and stopping rules in
+``_sgd_mf_path``.
 """
 
 from __future__ import annotations
@@ -19,22 +20,20 @@ from ._gradient import (
     GradientTrainedImputer,
     fill_parameter_docs,
 )
-from ._linalg import masked_gram, solve_spd
 from ._observed import trim_heap
 from ._optim import TrainResult, train
 from ._sgd_mf_factors import (
     _AUTO_BATCH,
     _Factors,
+    _fold_in_rows,
     _hold_out,
     _nothing_to_fit,
-    _on_sparse_device,
 )
 from ._sgd_mf_path import (
-    _PATH_START,
     _check_not_diverged,
+    _path_start,
     _PenaltyPath,
     _steps_per_epoch,
-    _zero_threshold,
 )
 from ._torch import (
     compute_dtype,
@@ -45,9 +44,6 @@ from ._torch import (
     to_tensor,
 )
 
-#: entries per block of rows folded in by :meth:`SGDMFImputer.transform`
-#: (bounds the dense temporaries of the batched ridge solve to ~32 MB each).
-_FOLD_IN_ENTRIES = 2**22
 #: ``scaling="auto"`` reads data with at most this many distinct observed
 #: values as ratings on one scale (no per-column standardisation).
 _RATING_LEVELS = 10
@@ -220,12 +216,9 @@ class SGDMFImputer(GradientTrainedImputer):
     indices for the spectral norm that starts the path (about 32 bytes,
     shared with its transpose). Freed entry-sized temporaries are handed
     back to the system (``malloc_trim``) between the stages and epochs, so
-    that the C allocator's retention does not add up. Measured (peak
-    resident memory above the input, ``benchmarks/bench_memory.py``):
-    316-321 MB, 8.3-8.4 × X (7 runs), on 100,000 × 50 with 20 % missing
-    (X = 38 MB); it was
-    431-514 MB (11-13.5 × X) before these changes and 815 MB (21 × X) at
-    first. Time per epoch is ``O(nnz · rank)``.
+    that the C allocator's retention does not add up. Measured figures are
+    on the method page of the User Guide. Time per epoch is
+    ``O(nnz · rank)``.
 
     Sparse input avoids those: ``fit`` accepts :mod:`scipy.sparse` matrices
     and arrays, where **stored entries are observed (an explicit 0 is a
@@ -268,6 +261,16 @@ class SGDMFImputer(GradientTrainedImputer):
 
     _cli_name = "sgd-mf"
     _summary = "matrix factorisation by SGD on observed entries (ratings)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 30
+    _fast_params: dict = {"max_iter": 50}
+    _iterative = True
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        from ._registry import _iters
+
+        return _iters(params, 1000) * (1.5e-2 + 3e-6 * n_observed)
 
     _parameter_constraints: dict = {
         **GradientTrainedImputer._parameter_constraints,
@@ -414,9 +417,12 @@ class SGDMFImputer(GradientTrainedImputer):
             dtype,
             init_gen,
         )
+        alpha_start = _path_start(
+            model, t_rows, t_cols, t_vals, shape, init_gen, self.alpha, self.alpha_init
+        )
         path = _PenaltyPath(
             float(self.alpha),
-            self._alpha_init(model, t_rows, t_cols, t_vals, shape, init_gen),
+            alpha_start,
             self.alpha_decay,
             _steps_per_epoch(nnz, self._batch_size(nnz)),
         )
@@ -455,24 +461,6 @@ class SGDMFImputer(GradientTrainedImputer):
         kept_epoch = result.best_iter if held_out else result.n_iter
         self.alpha_ = path.at(max(kept_epoch - 1, 0))
         self._store(model)
-
-    def _alpha_init(self, model, rows, cols, vals, shape, generator):
-        """The start of the penalty path (``alpha`` without a path)."""
-        alpha = float(self.alpha)
-        if self.alpha_init is None:
-            return alpha
-        if self.alpha_init == "auto":
-            # model.residual(vals) = vals - offset, formed inside (no copy
-            # of it held here while the sample matrix is built)
-            offset = model.mu.detach() if model.biases else None
-            threshold = _zero_threshold(
-                *_on_sparse_device(rows, cols, vals),
-                shape,
-                generator,
-                offset=None if offset is None else _on_sparse_device(offset)[0],
-            )
-            return max(alpha, _PATH_START * threshold)
-        return max(alpha, float(self.alpha_init))
 
     def _train(self, model, loss_fn, nnz, validation_fn, path, seed):
         """The training loop, with the path as a schedule and its stopping rule.
@@ -536,33 +524,10 @@ class SGDMFImputer(GradientTrainedImputer):
 
     # ------------------------------------------------------------ transform
     def _transform(self, X, mask):
-        device = self._V.device
-        dtype = self._V.dtype
-        blocks = []
-        step = max(1, _FOLD_IN_ENTRIES // max(X.shape[1], 1))
-        for start in range(0, X.shape[0], step):
-            stop = start + step
-            X_block = to_tensor(X[start:stop], device, dtype)
-            M_block = to_tensor(mask[start:stop], device).to(dtype)
-            blocks.append(to_numpy(self._fold_in(X_block, M_block)))
-        return np.concatenate(blocks, axis=0)
-
-    def _fold_in(self, X, M):
-        """Ridge solve of every row's factor (and bias) with V fixed."""
-        V, mu, c = self._V, self._mu, self._c
-        Z = torch.cat([V, torch.ones_like(V[:, :1])], 1) if self.biases else V
-        Y = torch.where(M > 0, X - mu - c, 0.0)
-        gram = masked_gram(M, Z)
-        diagonal = gram.diagonal(dim1=1, dim2=2)
-        # alpha·|O| as in the objective, plus a tiny relative ridge.
-        eps = torch.finfo(Z.dtype).eps ** 0.5
-        ridge = self.alpha_ * M.sum(1) + eps * (diagonal.mean(1) + 1.0)
-        diagonal.add_(ridge[:, None])
-        sol = solve_spd(gram, Y @ Z)
-        out = torch.addmm(c + mu, sol[:, : V.shape[1]], V.T)
-        if self.biases:
-            out += sol[:, -1:]
-        return out
+        # The ridge solve of each row's factor with V fixed (_sgd_mf_factors).
+        return _fold_in_rows(
+            X, mask, self._V, self._mu, self._c, self.biases, self.alpha_
+        )
 
     # --------------------------------------------------------------- public
     def reconstruct(self, X=None) -> np.ndarray:

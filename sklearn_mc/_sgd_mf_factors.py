@@ -4,7 +4,8 @@
 factorisation, Koren, Bell and Volinsky, "Matrix factorization techniques for
 recommender systems", 2009): :class:`_Factors` holds the parameters, their
 per-entry loss and the spectral start; the sparse COO helpers build the
-sample matrix of the observed entries without copies.
+sample matrix of the observed entries without copies; :func:`_fold_in_rows`
+is the fold-in of new rows that ``transform`` runs.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._linalg import low_rank_svd
+from ._linalg import low_rank_svd, masked_gram, solve_spd
 from ._observed import index_dtype
+from ._torch import to_numpy, to_tensor
 from .model_selection import split_indices
 
 #: batch size of ``batch_size="auto"``: full batch up to this many observed
@@ -26,6 +28,9 @@ _INIT_STD = 1e-2
 
 #: residuals below this fraction of the data's magnitude are rounding noise.
 _NEGLIGIBLE = 1e-12
+#: entries per block of rows folded in by :meth:`SGDMFImputer.transform`
+#: (bounds the dense temporaries of the batched ridge solve to ~32 MB each).
+_FOLD_IN_ENTRIES = 2**22
 
 
 class _Factors:
@@ -312,3 +317,38 @@ def _nothing_to_fit(model, vals):
     )
     top = torch.maximum(lo.abs(), hi.abs())
     return float(residual) <= _NEGLIGIBLE * max(1.0, float(top))
+
+
+def _fold_in_rows(X, mask, V, mu, c, biases, alpha):
+    """The scaled completion of the rows of ``X`` with the fitted ``V``, ``mu``, ``c``.
+
+    Rows are folded in by :func:`_fold_in` in blocks of about
+    ``_FOLD_IN_ENTRIES`` entries, on the device and in the dtype of ``V``.
+    """
+    device = V.device
+    dtype = V.dtype
+    blocks = []
+    step = max(1, _FOLD_IN_ENTRIES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        stop = start + step
+        X_block = to_tensor(X[start:stop], device, dtype)
+        M_block = to_tensor(mask[start:stop], device).to(dtype)
+        blocks.append(to_numpy(_fold_in(X_block, M_block, V, mu, c, biases, alpha)))
+    return np.concatenate(blocks, axis=0)
+
+
+def _fold_in(X, M, V, mu, c, biases, alpha):
+    """Ridge solve of every row's factor (and bias) with V fixed."""
+    Z = torch.cat([V, torch.ones_like(V[:, :1])], 1) if biases else V
+    Y = torch.where(M > 0, X - mu - c, 0.0)
+    gram = masked_gram(M, Z)
+    diagonal = gram.diagonal(dim1=1, dim2=2)
+    # alpha·|O| as in the objective, plus a tiny relative ridge.
+    eps = torch.finfo(Z.dtype).eps ** 0.5
+    ridge = alpha * M.sum(1) + eps * (diagonal.mean(1) + 1.0)
+    diagonal.add_(ridge[:, None])
+    sol = solve_spd(gram, Y @ Z)
+    out = torch.addmm(c + mu, sol[:, : V.shape[1]], V.T)
+    if biases:
+        out += sol[:, -1:]
+    return out

@@ -17,7 +17,7 @@ import torch
 
 from ._callbacks import DivergenceError
 from ._linalg import low_rank_svd
-from ._sgd_mf_factors import _sparse_pair
+from ._sgd_mf_factors import _on_sparse_device, _sparse_pair
 
 #: the automatic path starts at this fraction of the penalty that makes zero
 #: factors stable, so that the leading direction grows from the first epoch
@@ -158,3 +158,22 @@ def _zero_threshold(rows, cols, vals, shape, generator, offset=None):
     del weight, weighted
     _, S, _ = low_rank_svd(sample, q, 6, generator, At=sample_t)
     return float(S[0])
+
+
+def _path_start(model, rows, cols, vals, shape, generator, alpha, alpha_init):
+    """The start of the penalty path (``alpha`` without a path)."""
+    alpha = float(alpha)
+    if alpha_init is None:
+        return alpha
+    if alpha_init == "auto":
+        # model.residual(vals) = vals - offset, formed inside (no copy
+        # of it held here while the sample matrix is built)
+        offset = model.mu.detach() if model.biases else None
+        threshold = _zero_threshold(
+            *_on_sparse_device(rows, cols, vals),
+            shape,
+            generator,
+            offset=None if offset is None else _on_sparse_device(offset)[0],
+        )
+        return max(alpha, _PATH_START * threshold)
+    return max(alpha, float(alpha_init))

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._observed import ObservedEntries, is_sparse
-from ._scaling import _apply_scaling, _unscale, scaling_from_entries
+from ._scaling import _apply_scaling, _unscale
 
 __all__ = ["is_sparse"]  # re-exported for _base.py
 
@@ -95,11 +95,6 @@ def _validate_sparse(est, X, *, reset: bool) -> ObservedEntries:
     return entries
 
 
-def _scaling_from_entries(entries: ObservedEntries, kind: str):
-    """The base class's scaling statistics, from the observed entries only."""
-    return scaling_from_entries(entries.values, entries.cols, entries.shape[1], kind)
-
-
 def _scaled(est, entries: ObservedEntries) -> ObservedEntries:
     """The entries in the estimator's scaled units, bit for bit ``_apply_scaling``.
 
@@ -166,7 +161,9 @@ def fit_sparse(est, X) -> ObservedEntries:
         entries = entries.select_columns(est._valid_mask)
     # kept before the scaling is chosen: a method's scaling="auto" may read it
     est._train_entries = entries
-    est._scale_shift, est._scale_factor = _scaling_from_entries(entries, est._scaling)
+    est._scale_shift, est._scale_factor = est._scaling_statistics(
+        entries.values, entries.cols, entries.shape[1]
+    )
     with fit_context(seed_from(est.random_state), est._device):
         est._fit_entries(_scaled(est, entries))
     return entries

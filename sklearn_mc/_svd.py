@@ -72,7 +72,8 @@ class SVDImputer(BaseMatrixImputer):
     ----------
     rank : int or "auto", default="auto"
         Rank of the fit. ``"auto"`` holds out 10 % of the observed entries
-        (five disjoint tenths, averaged, below 2,000 observed entries) and
+        (below 2,000 observed entries five disjoint tenths, whose errors,
+        each without its largest tenth, are combined by their median) and
         grows the rank 0, 1, 2, ... (steps of about a quarter of the rank
         beyond 10), warm-starting each candidate from the previous one, until
         the held-out error is exact or has not improved by 1 % for two
@@ -214,14 +215,10 @@ class SVDImputer(BaseMatrixImputer):
     the rank search and the ridge selection (the held-out folds hold every
     value) and put back together for the final fit, and freed temporaries
     are handed back to the system (``malloc_trim``) within and after each
-    sweep.
-    Measured bound: on dense 100,000 × 50 input with 20 % missing (38 MB),
-    ``fit_transform`` peaks at 308-330 MB, 8.1-8.7 × the input, above the
-    memory before it (7 runs of ``benchmarks/bench_memory.py``, which depend
-    on the heap's layout; it was 505-556 MB, 13.2-14.6 ×, and 24-25 × before
-    that). The largest transient is the column solves' outer
-    products, ``n_samples × (rank + 1)²`` floats (49 MB at rank 7 here).
-    Time per sweep ``O(nnz rank² + (n_samples + n_features) rank³)``.
+    sweep. The largest transient is the column solves' outer products,
+    ``n_samples × (rank + 1)²`` floats. Measured memory is on the method
+    page (:ref:`svd`). Time per sweep
+    ``O(nnz rank² + (n_samples + n_features) rank³)``.
 
     Examples
     --------
@@ -238,6 +235,19 @@ class SVDImputer(BaseMatrixImputer):
 
     _cli_name = "svd"
     _summary = "iterative truncated SVD / SoftImpute (fast, needs a rank or picks one)"
+    # Listing order, --fast settings and fit-time model: see sklearn_mc._registry.
+    _cli_order = 10
+    _fast_params: dict = {"max_iter": 100}
+    _iterative = True
+
+    @staticmethod
+    def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
+        from ._registry import _iters
+
+        # rank='auto' fits several candidate ranks on a hold-out first.
+        search = 5.0 if params.get("rank", "auto") == "auto" else 1.0
+        return search * _iters(params, 500) * (5e-3 + 1.4e-6 * n_rows * n_cols)
+
     _supports_sparse = True
 
     _parameter_constraints: dict = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import io
+import subprocess
 import sys
 
 import numpy as np
@@ -22,6 +24,24 @@ def run_cli(capsys, *args: str, stdin: bytes | None = None, monkeypatch=None):
     code = cli.main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def run_fresh(code: str, heavy: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Run ``code`` in a fresh interpreter: its stdout, and which of the
+    ``heavy`` modules it imported."""
+    probe = (
+        f"\nimport sys\nprint('HEAVY', [m for m in {heavy!r} if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code + probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out, _, last = result.stdout.rstrip("\n").rpartition("\n")
+    assert last.startswith("HEAVY "), result.stdout
+    return out, ast.literal_eval(last[len("HEAVY ") :])
 
 
 def one_error_line(stderr: str) -> str:

@@ -30,9 +30,9 @@ requires_cuda = pytest.mark.requires_cuda
 #: for ``key`` although the ``--fast`` setting changes it.
 DEFAULT = object()
 
-#: How the tests tighten the command line's fast settings
-#: (``sklearn_mc._registry.FAST_PARAMS``, seconds on a small table) to theirs
-#: (tiny matrices, few epochs). Keyed by class name.
+#: How the tests tighten the command line's fast settings (each class's
+#: ``_fast_params``, seconds on a small table) to theirs (tiny matrices, few
+#: epochs). Keyed by class name.
 TEST_OVERRIDES: dict[str, dict] = {
     # the golden outputs were stored with SVD's default iteration cap
     "SVDImputer": {"max_iter": DEFAULT},
@@ -52,9 +52,9 @@ TEST_OVERRIDES: dict[str, dict] = {
 
 def _test_settings() -> dict[str, dict]:
     table = {}
-    for name, cls in _registry.all_imputers():
+    for _, cls in _registry.all_imputers():
         settings = {
-            **_registry.FAST_PARAMS.get(name, {}),
+            **_registry.fast_params(cls),
             **TEST_OVERRIDES.get(cls.__name__, {}),
         }
         table[cls.__name__] = {k: v for k, v in settings.items() if v is not DEFAULT}

@@ -16,7 +16,14 @@ import sys
 
 import pandas as pd
 import pytest
-from cli_helpers import FAST, assert_completed, one_error_line, run_cli, write_table
+from cli_helpers import (
+    FAST,
+    assert_completed,
+    one_error_line,
+    run_cli,
+    run_fresh,
+    write_table,
+)
 
 from sklearn_mc import _registry, cli
 from sklearn_mc.cli import _demo
@@ -59,25 +66,18 @@ def test_console_roundtrip_csv(tmp_path):
 def test_help_imports_neither_torch_nor_the_estimators():
     # Issue 16: `sklearn-mc --help` took 20 s because the package imported
     # torch and every estimator. Help must come from the static registry.
-    code = (
-        "import sys\n"
+    out, heavy = run_fresh(
         "from sklearn_mc.cli import main\n"
         "for argv in (['--help'], ['impute', '--help'], ['evaluate', '--help']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
-        "        pass\n"
-        "heavy = [m for m in ('torch', 'sklearn', 'pandas', 'sklearn_mc._base')\n"
-        "         if m in sys.modules]\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
+        "        pass\n",
+        ("torch", "sklearn", "pandas", "sklearn_mc._base"),
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stderr
+    assert heavy == []
     for info in _registry.METHODS:
-        assert info.name in result.stdout and info.summary in result.stdout
+        assert info.name in out and info.summary in out
 
 
 def test_import_package_does_not_import_torch():

@@ -54,12 +54,26 @@ def test_beats_item_means_on_ratings(ratings, fitted):
     assert rmse(out[hidden], X_full[hidden]) < rmse(item_means[hidden], X_full[hidden])
     assert fitted.scaling_ == "global"
     assert fitted.row_factors_.shape == (150, 8)
-    assert fitted.col_factors_.shape == (80, 8)
+    assert fitted.column_factors_.shape == (80, 8)
     assert 1 <= fitted.n_iter_ <= 30
     assert len(fitted.loss_curve_) == fitted.n_iter_
     assert len(fitted.validation_loss_curve_) == fitted.n_iter_
     # the cosine's range [-1, 1] maps onto the observed rating range
     assert out.min() >= 1 - 1e-9 and out.max() <= 5 + 1e-9
+
+
+def test_col_factors_is_a_deprecated_alias(fitted):
+    with pytest.warns(FutureWarning, match="renamed column_factors_"):
+        old = fitted.col_factors_
+    assert old is fitted.column_factors_
+    assert not hasattr(DMFImputer(), "col_factors_")
+    # a model pickled before the rename stored the old name
+    state = fitted.__getstate__()
+    state["col_factors_"] = state.pop("column_factors_")
+    restored = DMFImputer.__new__(DMFImputer)
+    restored.__setstate__(state)
+    np.testing.assert_array_equal(restored.column_factors_, fitted.column_factors_)
+    assert "col_factors_" not in vars(restored)
 
 
 def test_fit_transform_equals_transform(ratings, fitted):

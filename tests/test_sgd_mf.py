@@ -135,6 +135,18 @@ def test_fold_in_completes_new_rows():
     np.testing.assert_allclose(X_hat[np.isnan(new)], out[np.isnan(new)])
 
 
+def test_fold_in_in_blocks_matches_one_block(monkeypatch):
+    # transform folds rows in blocks of _FOLD_IN_ENTRIES entries: blocks of
+    # 7 rows (6 blocks, the last one short) give the rows one block gives.
+    from sklearn_mc import _sgd_mf_factors
+
+    X_missing = _holes(make_low_rank(40, 10, 2, random_state=0), 0.2, 0)
+    est = SGDMFImputer(rank=2, max_iter=50, random_state=0).fit(X_missing)
+    whole = est.transform(X_missing)
+    monkeypatch.setattr(_sgd_mf_factors, "_FOLD_IN_ENTRIES", 70)
+    np.testing.assert_allclose(est.transform(X_missing), whole, rtol=1e-12)
+
+
 def test_row_without_observations_gets_the_column_model():
     X = make_low_rank(40, 10, 2, random_state=0)
     est = SGDMFImputer(rank=2, max_iter=50, random_state=0).fit(_holes(X, 0.2, 0))

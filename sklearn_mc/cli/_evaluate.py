@@ -89,7 +89,7 @@ def _candidates(args) -> list[tuple[str, object]]:
     for cls in classes:
         name = vars(cls).get("_cli_name", cls.__name__)
         valid = cls().get_params()
-        settings = dict(_registry.FAST_PARAMS.get(name, {})) if args.fast else {}
+        settings = _registry.fast_params(cls) if args.fast else {}
         settings.update({k: v for k, v in params.items() if k in valid})
         est = make_estimator(
             cls, settings, device=args.device, seed=args.seed, verbose=verbose

@@ -101,8 +101,7 @@ def warn_if_slow(estimator, n_rows: int, n_cols: int, n_observed: int):
     seconds = _registry.estimate_fit_seconds(estimator, n_rows, n_cols, n_observed)
     if seconds is not None and seconds > SLOW_FIT_SECONDS:
         cap = estimator.get_params().get("max_iter")
-        name = vars(type(estimator)).get("_cli_name")
-        if name in _registry.ITERATIVE and isinstance(cap, int):
+        if _registry.is_iterative(estimator) and isinstance(cap, int):
             shorter = max(int(cap * SLOW_FIT_SECONDS / seconds), 1)
             hint = (
                 f"at most max_iter={cap} iterations, early stopping may end it "
