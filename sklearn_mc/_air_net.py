@@ -20,6 +20,7 @@ from ._deep_linear import (
 )
 from ._gradient import fill_parameter_docs
 from ._optim import train
+from ._registry import _iters
 from ._torch import draw_seed, make_generator
 from .model_selection import split_indices
 
@@ -255,8 +256,6 @@ class AIRNetImputer(DeepLinearImputer):
 
     @staticmethod
     def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
-        from ._registry import _iters
-
         # The learned row and column Laplacians make a step cost m^2 + n^2.
         cap = params.get("max_laplacian_size", 2000)
         cap = cap if isinstance(cap, int) else 2000

@@ -19,6 +19,7 @@ from ._gradient import (
     fill_parameter_docs,
 )
 from ._optim import train
+from ._registry import _iters
 from ._torch import draw_seed, make_generator
 from .model_selection import split_indices
 
@@ -172,8 +173,6 @@ class DeepMFImputer(DeepLinearImputer):
 
     @staticmethod
     def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
-        from ._registry import _iters
-
         return _iters(params, 10000) * (5e-3 + 4e-7 * n_rows * n_cols)
 
     _parameter_constraints: dict = {

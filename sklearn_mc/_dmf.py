@@ -38,6 +38,7 @@ from ._mean_blend import (
 )
 from ._observed import trim_heap
 from ._optim import train
+from ._registry import _iters
 from ._torch import (
     compute_dtype,
     draw_seed,
@@ -327,8 +328,6 @@ class DMFImputer(GradientTrainedImputer):
 
     @staticmethod
     def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
-        from ._registry import _iters
-
         # Each mini-batch encodes whole rows and columns: an epoch grows as m^2 n.
         return _iters(params, 200) * (5e-2 + 5e-7 * n_rows * n_rows * n_cols)
 

@@ -27,6 +27,7 @@ from ._gradient import (
     fill_parameter_docs,
 )
 from ._optim import train
+from ._registry import _iters
 from ._torch import compute_dtype, fit_generator, linear, make_generator
 from .model_selection import split_indices
 
@@ -155,8 +156,6 @@ class MLPImputer(GradientTrainedImputer):
 
     @staticmethod
     def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
-        from ._registry import _iters
-
         return _iters(params, 500) * (1e-2 + 2e-4 * n_rows * (1 + n_cols / 100))
 
     _parameter_constraints: dict = {

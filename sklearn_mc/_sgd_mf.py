@@ -22,6 +22,7 @@ from ._gradient import (
 )
 from ._observed import trim_heap
 from ._optim import TrainResult, train
+from ._registry import _iters
 from ._sgd_mf_factors import (
     _AUTO_BATCH,
     _Factors,
@@ -268,8 +269,6 @@ class SGDMFImputer(GradientTrainedImputer):
 
     @staticmethod
     def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
-        from ._registry import _iters
-
         return _iters(params, 1000) * (1.5e-2 + 3e-6 * n_observed)
 
     _parameter_constraints: dict = {

@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import BaseMatrixImputer, warn_user
 from ._linalg import ridge_fold_in
 from ._optim import History, warn_not_converged
+from ._registry import _iters
 from ._svd_als import _degrees_of_freedom, _fit_als, _floors
 from ._svd_dense import _fit_svd
 from ._svd_entries import (
@@ -242,8 +243,6 @@ class SVDImputer(BaseMatrixImputer):
 
     @staticmethod
     def _fit_cost(params: dict, n_rows: int, n_cols: int, n_observed: int) -> float:
-        from ._registry import _iters
-
         # rank='auto' fits several candidate ranks on a hold-out first.
         search = 5.0 if params.get("rank", "auto") == "auto" else 1.0
         return search * _iters(params, 500) * (5e-3 + 1.4e-6 * n_rows * n_cols)
